@@ -1,0 +1,48 @@
+# ddpm_nb: every target sets up .venv first if it is missing.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+PY    := $(BIN)/python
+# Pinned only for installing on our own machines (pip finds these two on local disk there);
+# the package itself asks for ranges so users keep their own CUDA builds.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test sync nbs-clean export presets demo book pytest nbtest
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Export the library from the notebooks and clean them (what to run after editing a notebook).
+export: venv
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	$(PY) tools/strip_widgets.py nbs
+
+## Refresh the packaged copy of the run presets from settings.ini.
+presets:
+	cp settings.ini ddpm_nb/presets.ini
+
+## Library and notebooks in sync, then every notebook, then pytest (last, so its summary closes the output).
+test: venv
+	$(PY) tools/check_sync.py
+	$(MAKE) nbtest
+	$(MAKE) pytest
+
+nbtest: venv
+	$(BIN)/nbdev-test --n-workers 1 --timing
+
+pytest: venv
+	$(PY) -m pytest -q tests
+
+demo: venv
+	$(PY) tools/demo.py
+
+## Open the book in Jupyter Lab.
+book: venv
+	$(BIN)/jupyter lab nbs
