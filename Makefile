@@ -18,11 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## Export the library from the notebooks and clean them (what to run after editing a notebook).
+## Clean the notebooks, then export the library from them (what to run after editing a notebook).
+## Clean first: nbdev-clean gives new cells their ids, and the export records those ids.
 export: venv
-	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
 	$(PY) tools/strip_widgets.py nbs
+	$(BIN)/nbdev-export
 
 ## Refresh the packaged copy of the run presets from settings.ini.
 presets:

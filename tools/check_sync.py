@@ -25,9 +25,9 @@ def main():
     if (ROOT/"settings.ini").read_bytes() != (ROOT/"ddpm_nb"/"presets.ini").read_bytes():
         problems.append("ddpm_nb/presets.ini differs from settings.ini: run `make presets` and commit both.")
     before = snapshot()
-    run(BIN/"nbdev-export")
     run(BIN/"nbdev-clean")
     run(sys.executable, "tools/strip_widgets.py", "nbs")
+    run(BIN/"nbdev-export")
     after = snapshot()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if changed:
