@@ -47,3 +47,23 @@ demo: venv
 ## Open the book in Jupyter Lab.
 book: venv
 	$(BIN)/jupyter lab nbs
+
+## The workshop talk and the report (resources/*.pdf) from their Typst sources in resources/src.
+## `slides`/`report` use the committed figures; `resources` remakes the figures from the library first.
+.PHONY: slides report resources
+slides: venv
+	$(PY) resources/src/build.py slides
+
+report: venv
+	$(PY) resources/src/build.py report
+
+resources: venv
+	$(PY) resources/src/make_figures.py
+	$(PY) resources/src/build.py all
+
+## Benchmark against diffusers and denoising-diffusion-pytorch (CPU: ~10 min on an idle machine); not part of
+## `make test`. Installs the peers as the `bench` extra; BENCH_ARGS passes options (e.g. --book, --rounds 8).
+.PHONY: bench
+bench: venv
+	$(BIN)/pip install -q -e ".[bench]"
+	$(PY) bench/bench.py $(BENCH_ARGS)

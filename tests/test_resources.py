@@ -1,0 +1,39 @@
+"""The committed talk and report PDFs must be what their Typst sources build today.
+
+The build is byte-for-byte reproducible (bundled fonts only, no document date), so a fresh build from the
+committed sources and figures must equal the committed PDFs. Figures are not remade here (too slow for CI):
+`make resources` remakes them and both PDFs.
+"""
+import importlib.util, re
+from pathlib import Path
+import pytest
+import typst
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location('resources_build', ROOT / 'resources' / 'src' / 'build.py')
+build = importlib.util.module_from_spec(spec); spec.loader.exec_module(build)
+
+
+def n_pages(pdf: bytes) -> int:
+    "Number of page objects in an (uncompressed-object) typst PDF."
+    return len(re.findall(rb'/Type\s*/Page(?![a-zA-Z])', pdf))
+
+
+@pytest.mark.parametrize('name, pages', [('slides', (25, 35)), ('report', (8, 15))])
+def test_committed_pdf_matches_sources(name, pages, tmp_path):
+    committed = ROOT / 'resources' / build.DOCS[name][1]
+    assert committed.exists(), f"{committed.relative_to(ROOT)} is missing: run `make resources`"
+    fresh = build.build(name, tmp_path).read_bytes()
+    old = committed.read_bytes()
+    made_by = re.search(rb'/Creator\((Typst [0-9.]+)\)', old)
+    now_by = re.search(rb'/Creator\((Typst [0-9.]+)\)', fresh)
+    assert made_by and now_by, "no typst Creator entry found in the PDFs"
+    assert made_by[1] == now_by[1], (f"{committed.name} was built by {made_by[1].decode()} but this environment has "
+                                     f"{now_by[1].decode()}: install the pinned typst (pip install -e '.[dev]') or run `make resources`")
+    assert fresh == old, f"{committed.relative_to(ROOT)} is stale (its sources or figures changed): run `make resources`"
+    lo, hi = pages
+    assert lo <= n_pages(fresh) <= hi, f"{name} has {n_pages(fresh)} pages, expected {lo}..{hi}"
+
+
+def test_build_rejects_unknown_document(tmp_path):
+    with pytest.raises(ValueError, match="unknown document 'poster'"): build.build('poster', tmp_path)
