@@ -41,8 +41,14 @@ nbtest: venv
 pytest: venv
 	$(PY) -m pytest -q tests
 
+## Train the `digits` preset on the CPU, then sample one row per class and render the diffusion GIF into
+## outputs/demo/. Rerunning resumes the finished run (nothing retrained) and re-renders.
+DEMO := outputs/demo
 demo: venv
-	$(PY) tools/demo.py
+	$(BIN)/ddpm-nb train --preset digits --presets settings.ini --out $(DEMO) $$(test -f $(DEMO)/ckpt.pt && echo --resume)
+	$(BIN)/ddpm-nb sample --ckpt $(DEMO)/ckpt.pt --steps 100 --out $(DEMO)/samples.png
+	$(BIN)/ddpm-nb gif --ckpt $(DEMO)/ckpt.pt --out $(DEMO)/diffusion.gif
+	@echo "demo outputs in $(DEMO)/: samples.png (one row per digit), diffusion.gif, log.csv, card.json, ckpt.pt"
 
 ## Open the book in Jupyter Lab.
 book: venv
@@ -67,3 +73,19 @@ resources: venv
 bench: venv
 	$(BIN)/pip install -q -e ".[bench]"
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+## The book as a website in _docs/ (Sphinx + MyST-NB, offline: MathJax 3 is installed from npm into
+## build/docs-node and served from the site itself; see docs/README.md), and its check in headless Chromium
+## (Debian's `chromium`; screenshots in _docs_check/). Neither is part of `make test`.
+.PHONY: docs docs-check
+DOCS_NODE := build/docs-node
+MATHJAX   := $(DOCS_NODE)/node_modules/mathjax/es5
+docs: venv
+	$(BIN)/pip install -q -e ".[docs]"
+	test -f $(MATHJAX)/tex-chtml.js || npm install --no-audit --no-fund --silent --prefix $(DOCS_NODE) mathjax@3.2.2
+	$(PY) docs/build.py --mathjax $(MATHJAX)
+
+docs-check: docs
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || { echo "docs-check needs Debian's chromium: apt-get install -y chromium"; exit 1; }
+	$(PY) docs/check.py

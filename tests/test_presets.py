@@ -24,11 +24,11 @@ def _ini(tmp_path, text):
 
 @pytest.mark.parametrize('edit, msg', [
     (lambda s: s + 'typo_key = 1\n', '[digits] unknown key(s) typo_key'),
-    (lambda s: s.replace('lr = 0.001', 'lr = -0.1'), '[digits] lr = -0.1 is not allowed'),
-    (lambda s: s.replace('lr = 0.001', 'lr = abc'), "[digits] lr = 'abc' is not a number"),
+    (lambda s: s.replace('lr = 0.002', 'lr = -0.1'), '[digits] lr = -0.1 is not allowed'),
+    (lambda s: s.replace('lr = 0.002', 'lr = abc'), "[digits] lr = 'abc' is not a number"),
     (lambda s: s.replace('T = 1000', 'T = 0'), '[digits] T = 0 is not allowed'),
     (lambda s: s.replace('conditioning = bias', 'conditioning = scale'), 'one of bias, film, none'),
-    (lambda s: s.replace('channel_mults = 1,2', 'channel_mults = 1,2,2,2,2,2'), '16 must divide by 2**5'),
+    (lambda s: s.replace('channel_mults = 1,2', 'channel_mults = 1,2,2,2,2'), '8 must divide by 2**4'),
     (lambda s: s.replace('batch_size = 128\n', ''), '[digits] missing key(s): batch_size'),
 ])
 def test_bad_values_name_section_and_key(tmp_path, edit, msg):
