@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_presets.ipynb #8c3c30f6
 from __future__ import annotations
-import configparser, dataclasses, importlib.resources, typing
+import configparser, dataclasses, importlib.resources, math, typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -78,6 +78,7 @@ def _validate(p: Preset):
     "Raise `PresetError` naming the key of the first value `p` cannot use."
     for f in fields(p):
         v, allowed = getattr(p, f.name), _choices(f.type)
+        if not _has_type(v, f.type): _bad(p.name, f.name, v, _KINDS.get(f.type.split('[')[0], 'text'))
         if allowed and v not in allowed: _bad(p.name, f.name, v, f'one of {", ".join(allowed)}')
         ok = _RANGES.get(f.name)
         if ok and not ok[0](v): _bad(p.name, f.name, v, ok[1])
@@ -85,6 +86,15 @@ def _validate(p: Preset):
     if p.image_size % 2 ** (len(p.channel_mults) - 1):
         _bad(p.name, 'channel_mults', p.channel_mults, f'a ladder that divides image_size {p.image_size}: '
              f'{p.image_size} must divide by 2**{len(p.channel_mults) - 1}')
+
+_KINDS = {'int': 'an integer', 'float': 'a finite number', 'tuple': 'integers, e.g. 1,2,2'}
+
+def _has_type(v, tp: str) -> bool:
+    "Whether `v` fits the field type `tp`: an int (not a bool), a finite float (an int will do), a tuple of ints, or text."
+    if tp == 'int': return type(v) is int
+    if tp == 'float': return type(v) in (int, float) and math.isfinite(v)
+    if tp.startswith('tuple'): return type(v) is tuple and all(type(x) is int for x in v)
+    return isinstance(v, str)
 
 def _bad(section, key, value, allowed):
     raise PresetError(f"[{section}] {key} = {value!r} is not allowed: expected {allowed}")
@@ -114,7 +124,8 @@ def default_presets_path() -> Path:
 
 def _read(path) -> configparser.ConfigParser:
     path = Path(path) if path is not None else default_presets_path()
-    if not path.is_file(): raise PresetError(f"presets file not found: {path}")
+    if not path.is_file():
+        raise PresetError(f"presets file not found: {path}; give an existing file, or none for the packaged presets")
     cp = configparser.ConfigParser(interpolation=None)
     cp.optionxform = str  # keep `T` upper-case, as in the paper
     cp.read(path, encoding='utf-8')
