@@ -7,7 +7,7 @@ PY    := $(BIN)/python
 # the package itself asks for ranges so users keep their own CUDA builds.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test sync nbs-clean export presets demo book pytest nbtest
+.PHONY: venv test export presets demo record-demo record-workshop book pytest nbtest
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,15 @@ demo: venv
 	$(BIN)/ddpm-nb sample --ckpt $(DEMO)/ckpt.pt --steps 100 --out $(DEMO)/samples.png
 	$(BIN)/ddpm-nb gif --ckpt $(DEMO)/ckpt.pt --out $(DEMO)/diffusion.gif
 	@echo "demo outputs in $(DEMO)/: samples.png (one row per digit), diffusion.gif, log.csv, card.json, ckpt.pt"
+
+## Keep a finished demo run for the README and resources/ (everything but the checkpoint).
+record-demo: demo
+	mkdir -p resources/demo
+	cp $(DEMO)/samples.png $(DEMO)/diffusion.gif $(DEMO)/log.csv $(DEMO)/card.json resources/demo/
+
+## The CPU workshop run of chapter 9 (10 minutes of training, then evaluation and renders) into resources/workshop/.
+record-workshop: venv
+	$(PY) tools/record_workshop.py
 
 ## Open the book in Jupyter Lab.
 book: venv

@@ -45,14 +45,14 @@ def main():
     ap.add_argument('--data-root', default='../shared/data/mnist')
     ap.add_argument('--minutes', type=float, default=10.0)
     ap.add_argument('--out', default='resources/workshop')
-    ap.add_argument('--eval-steps', type=int, default=20)
-    ap.add_argument('--guidance', type=float, default=0.0)
+    ap.add_argument('--eval-steps', type=int, default=10)
+    ap.add_argument('--guidance', type=float, default=1.0)
     a = ap.parse_args()
     out = Path(a.out); ckpt = out / 'ckpt.pt'
     cmds = []
     if not ckpt.exists():
         cmds.append(sh('train', '--preset', 'workshop', '--presets', 'settings.ini', '--data-root', a.data_root, '--allow-test-as-train',
-                       '--max-minutes', a.minutes, '--out', out, '--no-progress', '--log-every', 100, '--ckpt-every', 500))
+                       '--max-minutes', a.minutes, '--out', out, '--channels-last', '--no-progress', '--log-every', 100, '--ckpt-every', 500))
     cmds.append(sh('eval', '--ckpt', ckpt, '--data-root', a.data_root, '--allow-test-as-train', '--metrics', 'accuracy,frechet',
                    '--n', 1000, '--steps', a.eval_steps, '--guidance', a.guidance))
     cmds.append(sh('sample', '--ckpt', ckpt, '--n', 100, '--nrow', 10, '--steps', 50, '--out', out / 'samples.png'))
