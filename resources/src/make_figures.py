@@ -4,8 +4,8 @@ Writes PNGs and `facts.json` into resources/src/figures/ (the Typst sources read
 about half a minute on two cores. Run from the repository root:  python resources/src/make_figures.py
 
 Results of real training runs are picked up when they exist and never invented when they do not:
-  resources/samples_*.png   sample grids written by a recorded run  -> copied to figures/run_samples_*.png
-  resources/*card*.json     run cards (chapter 7's write_card)       -> summarised in facts.json['runs']
+  resources/<run>/samples.png   sample grids of recorded runs (make record-demo, make record-workshop) -> figures/run_samples_<run>.png
+  resources/<run>/card.json     their run cards (chapter 7's write_card) -> summarised in facts.json['runs']
 """
 from __future__ import annotations
 import json, math, shutil, sys, time
@@ -249,14 +249,24 @@ def fig_langevin(facts):
 
 # ---------------------------------------------------------------- recorded runs: only what exists
 def runs_of(facts):
-    "Copy sample grids of recorded runs and summarise their run cards; nothing is made up when they are missing."
+    "Copy sample grids of recorded runs (resources/<run>/samples.png) and summarise their cards; nothing made up."
     for old in FIG.glob('run_samples_*.png'): old.unlink()
-    for png in sorted(RES.glob('samples_*.png')):
-        shutil.copyfile(png, FIG / f'run_{png.name}')
-        facts['run_samples'].append(dict(file=f'run_{png.name}', name=png.stem.removeprefix('samples_')))
-    for card in sorted(RES.glob('*card*.json')):
-        flat = flatten(json.loads(card.read_text()))
-        facts['runs'].append(dict(file=card.name, fields=[[k, v] for k, v in flat.items() if len(v) <= 60][:24]))
+    for png in sorted(RES.glob('*/samples.png')):
+        run = png.parent.name
+        shutil.copyfile(png, FIG / f'run_samples_{run}.png')
+        facts['run_samples'].append(dict(file=f'run_samples_{run}.png', name=run))
+    for card in sorted(RES.glob('*/card.json')):
+        c = json.loads(card.read_text())
+        tr, m, p = c.get('training', {}), c.get('metrics', {}), c.get('preset', {})
+        rows = [('preset', f"{p.get('name')} ({p.get('dataset')}, {p.get('image_size')}x{p.get('image_size')}, T={p.get('T')}, {p.get('schedule')}, {p.get('prediction')})"),
+                ('parameters', f"{c.get('parameters', 0):,}"), ('device', c.get('environment', {}).get('device', '?')),
+                ('training', f"{tr.get('step')} steps in {tr.get('wall_time_s', 0) / 60:.1f} min, {tr.get('images_per_s')} images/s ({tr.get('status')})")]
+        if 'accuracy' in m:
+            a = m['accuracy']; smp = a['samples']
+            rows.append(('conditioning accuracy', f"{a['overall']:.1%} ({smp['n']} samples, {smp['sampler']} {smp['steps']} steps, guidance {smp['guidance']}, {smp['sampling_time_s']:.0f} s)"))
+        if 'frechet' in m:
+            f = m['frechet']; rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.1f}x"))
+        facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
 
 
 def flatten(d, prefix=''):
