@@ -78,6 +78,9 @@ def stage(mathjax: Path | None):
     (SRC / "nbs").mkdir(parents=True)
     chaps = chapters()
     for p in chaps: stage_notebook(p, SRC / "nbs" / p.name)
+    for png in (ROOT / "resources").glob("*/*.png"):        # figures of recorded runs that chapters link to
+        (SRC / "resources" / png.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, SRC / "resources" / png.parent.name / png.name)
     api_pages(SRC / "api")
     (SRC / "index.md").write_text(index_page(chaps), encoding="utf-8")
     static = SRC / "_static"
