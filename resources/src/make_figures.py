@@ -21,6 +21,7 @@ from ddpm_nb.schedules import Schedule, linear_betas
 from ddpm_nb.forward import noise_sequence, predict_eps_from_x0
 from ddpm_nb.elbo import calc_bpd_loop, mse_weight
 from ddpm_nb.unet import UNet, param_count, timestep_embedding, ResBlock, AttentionBlock
+from ddpm_nb.diffusion import toy_data, ToyNet   # chapter 5's toy problem, reused as is
 from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.data import load_digits
 
@@ -145,26 +146,6 @@ def fig_unet_params(facts):
 
 
 # ---------------------------------------------------------------- chapter 5: samplers and guidance on a 2-D toy
-def toy_data(n, generator):
-    "n points on four labelled arcs of radius 0.75 (chapter 5's toy problem)."
-    y = torch.randint(0, 4, (n,), generator=generator)
-    angle = y * (math.pi / 2) + (torch.rand(n, generator=generator) - 0.5) * 1.2
-    r = 0.75 + 0.06 * torch.randn(n, generator=generator)
-    return torch.stack([r * angle.cos(), r * angle.sin()], 1), y
-
-
-class ToyNet(nn.Module):
-    "A conditional MLP noise predictor for 2-D points; label `num_classes` is the null class."
-    def __init__(self, num_classes=4, hidden=128):
-        super().__init__()
-        self.num_classes, self.null_class, self.hidden = num_classes, num_classes, hidden
-        self.inp, self.temb, self.yemb = nn.Linear(2, hidden), nn.Linear(hidden, hidden), nn.Embedding(num_classes + 1, hidden)
-        self.body = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
-
-    def forward(self, x, t, y):
-        return self.body(self.inp(x) + self.temb(timestep_embedding(t, self.hidden)) + self.yemb(y))
-
-
 def train_toy(steps=2000):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
