@@ -43,17 +43,18 @@ def peer_table(size, batch, mode, rounds, device):
 
 
 def end_to_end(device, n=100):
-    "Seconds to sample n images with ancestral-1000, DDIM-50 and DDIM-20 (the digits-size model, 16x16x1)."
+    "Seconds to sample n images with ancestral-1000, DDIM-50 and DDIM-20 (the digits preset's model, unconditional)."
     from ddpm_nb.diffusion import Diffusion
     from ddpm_nb.presets import load_preset
     from ddpm_nb.schedules import Schedule
     from ddpm_nb.unet import UNet
     torch.manual_seed(0)
-    model = UNet.from_preset(load_preset('digits', num_classes=0)).to(device).eval()
+    p = load_preset('digits', num_classes=0)
+    model = UNet.from_preset(p).to(device).eval()
     d = Diffusion(Schedule.from_name('linear', 1000))
     def run(sampler, steps):
         sync(device); t0 = time.perf_counter()
-        d.sample(model, (n, 1, 16, 16), sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(0))
+        d.sample(model, (n, p.channels, p.image_size, p.image_size), sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(0))
         sync(device); return time.perf_counter() - t0
     run('ddim', 5)                                                       # warm-up
     # DDIM runs on both sides of the long ancestral run, so a change of machine load shows in the ratio.
@@ -61,7 +62,7 @@ def end_to_end(device, n=100):
     anc = run('ancestral', None)
     after = {k: run('ddim', k) for k in (50, 20)}
     ddim = {k: (before[k] + after[k]) / 2 for k in (50, 20)}
-    return dict(images=n, model='digits preset, unconditional, 16x16x1', params=param_count(model),
+    return dict(images=n, model=f'digits preset, unconditional, {p.image_size}x{p.image_size}x{p.channels}', params=param_count(model),
                 seconds={'ancestral-1000': round(anc, 2), 'ddim-50': round(ddim[50], 2), 'ddim-20': round(ddim[20], 2)},
                 speedup_over_ancestral={'ddim-50': round(anc / ddim[50], 1), 'ddim-20': round(anc / ddim[20], 1)})
 
