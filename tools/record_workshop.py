@@ -24,7 +24,7 @@ def sh(*args):
     subprocess.run([str(BIN / 'ddpm-nb'), *map(str, args)], check=True)
     return line
 
-def sampler_comparison(model, diffusion, path, n_per=10):
+def sampler_comparison(model, diffusion, p, path, n_per=10):
     "One row per setting: ancestral 1000, DDIM 50/20/10, and DDIM 20 with guidance 0/1/3; classes 0..9 in each row."
     y = torch.arange(n_per) % 10
     rows = [('ancestral, 1000 steps', dict(sampler='ancestral')), ('DDIM, 50 steps', dict(sampler='ddim', steps=50)),
@@ -34,7 +34,7 @@ def sampler_comparison(model, diffusion, path, n_per=10):
     timings = {}
     for ax, (name, kw) in zip(axs, rows):
         t0 = time.time()
-        x = diffusion.sample(model, (n_per, 1, 28, 28), y, generator=torch.Generator().manual_seed(0), **kw)
+        x = diffusion.sample(model, (n_per, p.channels, p.image_size, p.image_size), y, generator=torch.Generator().manual_seed(0), **kw)
         timings[name] = round(time.time() - t0, 2)
         ax.imshow(image_grid(x, n_per)[..., 0], cmap='gray'); ax.axis('off'); ax.set_title(f'{name}  ({timings[name]:.1f} s for {n_per})', fontsize=8)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
@@ -58,7 +58,7 @@ def main():
     cmds.append(sh('sample', '--ckpt', ckpt, '--n', 100, '--nrow', 10, '--steps', 50, '--out', out / 'samples.png'))
     model, diffusion, p = load_model(ckpt)
     # the diffusion sequence: ancestral sampling over all T steps, one image per class, x_t | x0_hat
-    states = list(diffusion.sample_steps(model, (10, 1, 28, 28), torch.arange(10), generator=torch.Generator().manual_seed(0)))
+    states = list(diffusion.sample_steps(model, (10, p.channels, p.image_size, p.image_size), torch.arange(10), generator=torch.Generator().manual_seed(0)))
     save_gif(sequence_frames(states, nrow=10, n_frames=60), out / 'diffusion_10_classes.gif', scale=2)
     for c in range(10):
         one = [dict(x=s['x'][c:c + 1], x0_hat=s['x0_hat'][c:c + 1]) for s in states]
@@ -69,7 +69,7 @@ def main():
     seq = [noise_sequence(diffusion.schedule, firsts[c], range(diffusion.T), generator=torch.Generator().manual_seed(c)) for c in range(10)]
     fwd = [dict(x=torch.stack([s[t] for s in seq]), x0_hat=firsts) for t in range(diffusion.T - 1, -1, -1)]
     save_gif(sequence_frames(fwd, nrow=10, n_frames=60), out / 'forward_reversed_10_classes.gif', scale=2)
-    timings = sampler_comparison(model, diffusion, out / 'sampler_comparison.png')
+    timings = sampler_comparison(model, diffusion, p, out / 'sampler_comparison.png')
     write_card(out / 'card.json', commands=cmds + ['python tools/record_workshop.py ' + ' '.join(sys.argv[1:])],
                renders=dict(samples='samples.png (DDIM 50, EMA)', gifs='diffusion_10_classes.gif, diffusion_class_<c>.gif (ancestral, all T steps)',
                             forward='forward_reversed_10_classes.gif', sampler_comparison=dict(file='sampler_comparison.png', seconds=timings)))
