@@ -52,12 +52,14 @@ class Diffusion:
     p_uncond: float = 0.0          # label dropout for classifier-free guidance (Ho & Salimans 2022)
     hybrid_lambda: float = 0.001   # weight of L_vlb in the hybrid loss (Nichol & Dhariwal 2021)
     timestep_map: torch.Tensor | None = None   # index in `schedule` -> original timestep given to the network
+    min_snr_gamma: float = 0.0     # > 0: min-SNR-gamma weights on L_simple (Hang et al. 2023, chapter 3)
 
     def __post_init__(self):
         for name, allowed in [('prediction', Prediction), ('variance', VarianceName), ('loss_type', LossName)]:
             v, ok = getattr(self, name), allowed.__args__
             if v not in ok: raise ValueError(f"{name}={v!r} is not one of {', '.join(ok)}")
         if not 0 <= self.p_uncond < 1: raise ValueError(f"p_uncond must lie in [0, 1), got {self.p_uncond}")
+        if not (math.isfinite(self.min_snr_gamma) and self.min_snr_gamma >= 0): raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {self.min_snr_gamma}")
         if self.timestep_map is None: object.__setattr__(self, 'timestep_map', torch.arange(self.schedule.T))
 
     @property
@@ -65,8 +67,8 @@ class Diffusion:
 
     @classmethod
     def from_preset(cls, p: Preset) -> Diffusion:
-        "The diffusion of a run preset (schedule, prediction, variance, loss, label dropout)."
-        return cls(Schedule.from_preset(p), p.prediction, p.variance, p.loss, p.p_uncond)
+        "The diffusion of a run preset (schedule, prediction, variance, loss and its weighting, label dropout)."
+        return cls(Schedule.from_preset(p), p.prediction, p.variance, p.loss, p.p_uncond, min_snr_gamma=p.min_snr_gamma)
 
 # %% ../nbs/05_diffusion.ipynb #68c8f2f9
 def _drop_labels(self: Diffusion, eps_model, y, generator=None):
@@ -84,7 +86,8 @@ def _training_losses(self: Diffusion, eps_model, x0, y=None, t=None, eps=None, g
     if eps is None: eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
     xt = q_sample(self.schedule, x0, t, eps=eps)
     out = eps_model(xt, self.timestep_map.to(t.device)[t], y)
-    loss = training_loss(self.schedule, out, x0, xt, eps, t, self.prediction, self.variance, self.loss_type, self.hybrid_lambda)
+    loss = training_loss(self.schedule, out, x0, xt, eps, t, self.prediction, self.variance, self.loss_type, self.hybrid_lambda,
+                         self.min_snr_gamma)
     return dict(loss=loss, t=t, xt=xt, out=out)
 
 def _loss(self: Diffusion, eps_model, x0, y=None, generator=None, t_sampler=None) -> torch.Tensor:

@@ -15,7 +15,8 @@ from .forward import _coef, _check_x, _check_like   # the shared input checks an
 # %% auto #0
 __all__ = ['mean_flat', 'normal_kl', 'prior_bpd', 'discretized_gaussian_log_likelihood', 'predict_v', 'predict_x0_from_v',
            'predict_eps_from_v', 'split_output', 'model_x0_eps', 'mse_weight', 'model_variance',
-           'p_mean_var_from_output', 'loss_simple', 'vlb_terms', 'training_loss', 'calc_bpd_loop', 'bpd_of_dataset']
+           'p_mean_var_from_output', 'loss_simple', 'vlb_terms', 'training_loss', 'min_snr_weight', 'calc_bpd_loop',
+           'bpd_of_dataset']
 
 # %% ../nbs/03_elbo.ipynb #d7693998
 def _option(value, lit, name: str):
@@ -179,17 +180,32 @@ def vlb_terms(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: torch
 # %% ../nbs/03_elbo.ipynb #5cf38595
 def training_loss(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, eps: torch.Tensor,
                   t: torch.Tensor, prediction: Prediction, variance: VarianceName, loss: LossName,
-                  hybrid_lambda: float = 0.001) -> torch.Tensor:
+                  hybrid_lambda: float = 0.001, min_snr_gamma: float = 0.0) -> torch.Tensor:
     "Per-example loss (B,): L_simple (Eq. 14), L_vlb as T x L_t (Eq. 5), or L_simple + lambda L_vlb (Nichol & Dhariwal 2021)."
     _option(loss, LossName, 'loss'); _option(variance, VarianceName, 'variance')
+    if not (math.isfinite(min_snr_gamma) and min_snr_gamma >= 0): raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {min_snr_gamma}")
+    if min_snr_gamma and loss == 'vlb':
+        raise ValueError("min_snr_gamma re-weights L_simple; loss='vlb' is the bound with its own weights: use min_snr_gamma=0")
     if loss == 'simple' and variance == 'learned':
         raise ValueError("loss='simple' gives a learned variance no gradient: use loss='hybrid' or 'vlb', or a fixed variance")
     if loss == 'hybrid' and variance != 'learned':
         raise ValueError(f"loss='hybrid' only trains a learned variance (its vlb term stops the mean's gradient); with variance={variance!r} use loss='simple'")
     mean_part, _ = split_output(out, variance, x0.shape[1])
-    if loss == 'simple': return loss_simple(schedule, prediction, mean_part, x0, eps, t)
+    if loss != 'vlb':
+        simple = loss_simple(schedule, prediction, mean_part, x0, eps, t)
+        if min_snr_gamma: simple = simple * min_snr_weight(schedule, t, prediction, min_snr_gamma).to(simple)
+        if loss == 'simple': return simple
     vlb = schedule.T * vlb_terms(schedule, out, x0, xt, t, prediction, variance, detach_mean=loss == 'hybrid')
-    return vlb if loss == 'vlb' else loss_simple(schedule, prediction, mean_part, x0, eps, t) + hybrid_lambda * vlb
+    return vlb if loss == 'vlb' else simple + hybrid_lambda * vlb
+
+# %% ../nbs/03_elbo.ipynb #e3be3125
+def min_snr_weight(schedule: Schedule, t: torch.Tensor, prediction: Prediction, gamma: float) -> torch.Tensor:
+    "Per-example factor (B,) turning L_simple for `prediction` into the min-SNR-gamma loss min(SNR_t, gamma)||x0 error||^2."
+    _option(prediction, Prediction, 'prediction')
+    if not (math.isfinite(gamma) and gamma > 0): raise ValueError(f"gamma must be a number > 0, got {gamma}")
+    snr = schedule.snr[check_t(t, schedule.T)]
+    own = {'eps': snr, 'x0': torch.ones_like(snr), 'v': snr + 1}[prediction]   # L_simple's own weight on ||x0 error||^2
+    return snr.clamp(max=gamma) / own
 
 # %% ../nbs/03_elbo.ipynb #54e49005
 @torch.no_grad()

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 # %% auto #0
-__all__ = ['Dataset', 'ScheduleName', 'Conditioning', 'Prediction', 'VarianceName', 'LossName', 'Preset', 'PresetError',
-           'default_presets_path', 'preset_names', 'load_preset']
+__all__ = ['Dataset', 'ScheduleName', 'Conditioning', 'Prediction', 'VarianceName', 'LossName', 'Precision', 'LRSchedule',
+           'Preset', 'PresetError', 'default_presets_path', 'preset_names', 'load_preset']
 
 # %% ../nbs/00_presets.ipynb #d0759ebe
 Dataset = Literal['digits', 'mnist', 'fashion_mnist', 'cifar10']
@@ -20,6 +20,8 @@ Conditioning = Literal['bias', 'film', 'none']
 Prediction = Literal['eps', 'x0', 'v']
 VarianceName = Literal['fixed_small', 'fixed_large', 'learned']
 LossName = Literal['simple', 'vlb', 'hybrid']
+Precision = Literal['auto', 'bf16', 'fp32']
+LRSchedule = Literal['constant', 'cosine']
 
 # %% ../nbs/00_presets.ipynb #ec40cf4d
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Preset:
     grad_clip: float
     ema_decay: float
     seed: int
+    # Training options with defaults, so presets and checkpoints written before they existed still load:
+    min_snr_gamma: float = 0.0            # > 0: min-SNR-gamma loss weights (Hang et al. 2023, chapter 3); 0: plain L_simple
+    precision: Precision = 'auto'         # training autocast: auto = bf16 on CUDA, fp32 on CPU; bf16 / fp32 everywhere
+    lr_schedule: LRSchedule = 'constant'  # after warm-up: constant, or cosine decay to 0 at `steps`
 
     def __post_init__(self): _validate(self)
 
@@ -71,7 +77,7 @@ _RANGES = dict(  # key: (predicate, what is allowed)
     dropout=(lambda v: 0 <= v < 1, 'in [0, 1)'), p_uncond=(lambda v: 0 <= v < 1, 'in [0, 1)'),
     lr=(lambda v: v > 0, '> 0'), batch_size=(lambda v: v >= 1, '>= 1'), steps=(lambda v: v >= 0, '>= 0'),
     warmup=(lambda v: v >= 0, '>= 0'), grad_clip=(lambda v: v >= 0, '>= 0 (0 = no clipping)'),
-    ema_decay=(lambda v: 0 <= v < 1, 'in [0, 1)'))
+    ema_decay=(lambda v: 0 <= v < 1, 'in [0, 1)'), min_snr_gamma=(lambda v: v >= 0, '>= 0 (0 = off)'))
 
 # %% ../nbs/00_presets.ipynb #63bd13bc
 def _validate(p: Preset):
@@ -146,7 +152,8 @@ def load_preset(name: str, path=None, **overrides) -> Preset:
     sec = cp[name]
     unknown = [k for k in sec if k not in types]
     if unknown: raise PresetError(f"[{name}] unknown key(s) {', '.join(unknown)}; known keys: {', '.join(types)}")
-    missing = [k for k in types if k not in sec and k not in overrides]
+    optional = {f.name for f in fields(Preset) if f.default is not dataclasses.MISSING}
+    missing = [k for k in types if k not in sec and k not in overrides and k not in optional]
     if missing: raise PresetError(f"[{name}] missing key(s): {', '.join(missing)}")
     vals = {k: _convert(name, k, sec[k], types[k]) for k in types if k in sec}
     for k, v in overrides.items():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, csv, json, math, os, pickle, platform, signal, sys, tempfile, time, warnings
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -19,7 +20,7 @@ from .viz import save_grid
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'EMA', 'BatchSampler', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'environment',
-           'write_card', 'TrainingError', 'Trainer', 'preset_from_checkpoint', 'load_model']
+           'write_card', 'lr_factor', 'TrainingError', 'Trainer', 'preset_from_checkpoint', 'load_model']
 
 # %% ../nbs/07_train.ipynb #fda49e8b
 class EMA:
@@ -125,6 +126,12 @@ def write_card(path, **fields) -> Path:
     return path
 
 # %% ../nbs/07_train.ipynb #bf492bd0
+def lr_factor(step: int, warmup: int, total: int, schedule: str = 'constant') -> float:
+    "Multiplier of the base lr for optimizer step `step`: linear warm-up over `warmup` steps, times a cosine decay to 0 at `total`."
+    f = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if schedule == 'cosine' and total > 0: f *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    return f
+
 class TrainingError(RuntimeError):
     "Training stopped on a problem (NaN loss, out of memory); the message names the step and what was kept."
 
@@ -151,10 +158,11 @@ class Trainer:
         torch.manual_seed(p.seed + self.rank)                                   # dropout draws from the global RNG
         self.model = UNet.from_preset(p).to(self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.bf16 = p.precision == 'bf16' or (p.precision == 'auto' and self.device.type == 'cuda')
         self.model.to(memory_format=self.memory_format)
         self.diffusion, self.ema = Diffusion.from_preset(p), EMA(self.model, p.ema_decay)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, fused=self.device.type == 'cuda')
-        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / p.warmup) if p.warmup else 1.0)
+        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=p.warmup, total=p.steps, schedule=p.lr_schedule))
         self.gen = torch.Generator().manual_seed(p.seed)
         self.batches = BatchSampler(data, p.batch_size, self.gen, self.rank, self.world)
         fn = self.model
@@ -185,7 +193,7 @@ def _train_step(self: Trainer) -> tuple[float, float]:
     "One optimizer step of Algorithm 1; returns (loss, gradient norm). Raises TrainingError on a non-finite loss."
     x0, y, t, eps = _draw(self)
     try:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda'):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss = self.diffusion.training_losses(self.net, x0, y, t=t, eps=eps)['loss'].float().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
