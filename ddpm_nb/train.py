@@ -282,6 +282,8 @@ def _fit(self: Trainer, steps: int | None = None, max_minutes: float | None = No
     if self.is_main:
         try: self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise CheckpointError(f"cannot write to {self.out}: {e.strerror or e}; choose a writable --out folder") from None
+        if self.step == 0:      # a new run: a log or card left in the folder by an earlier one must not mix into ours
+            for f in ('log.csv', 'card.json'): (self.out / f).unlink(missing_ok=True)
     def stop(signum, frame): self.stop_requested = True
     handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
     t0, n0, window, status = time.time(), self.step, [], 'done'

@@ -557,3 +557,17 @@ def test_checkpoint_write_order_is_temp_fsync_rename(tmp_path, monkeypatch):
     assert [e[0] for e in events] == ['fsync', 'rename', 'fsync'], events
     assert events[1][1:] == (True, True)                                 # same folder (an atomic rename), a different name
     if events[0][1] is not None: assert (events[0][1], events[2][1]) == (False, True)   # the file first, the folder last
+
+
+def test_new_run_does_not_inherit_an_old_log_or_card(digits8, tmp_path):
+    "A folder with an earlier run's log.csv and card.json (its checkpoint deleted): the new run's record is its own."
+    out = tmp_path / 'run'; out.mkdir()
+    (out / 'log.csv').write_text('step,loss\n999,0.5\n')
+    (out / 'card.json').write_text(json.dumps({'metrics': {'accuracy': {'overall': 1.0}}, 'training': {'step': 999}}))
+    Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY), digits8, out, progress=False, log_every=1).fit(2)
+    card = json.loads((out / 'card.json').read_text())
+    assert 'metrics' not in card and card['training']['step'] == 2
+    assert [r.split(',')[0] for r in (out / 'log.csv').read_text().splitlines()] == ['step', '1', '2']
+    t = Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY), digits8, out, progress=False, log_every=1)
+    assert t.resume(); t.fit(4)                                                  # a resumed run appends
+    assert [r.split(',')[0] for r in (out / 'log.csv').read_text().splitlines()] == ['step', '1', '2', '3', '4']
