@@ -20,7 +20,8 @@ from .viz import save_grid
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'EMA', 'BatchSampler', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'environment',
-           'write_card', 'lr_factor', 'TrainingError', 'Trainer', 'preset_from_checkpoint', 'load_model']
+           'write_card', 'cpu_has_native_bf16', 'lr_factor', 'TrainingError', 'Trainer', 'preset_from_checkpoint',
+           'load_model']
 
 # %% ../nbs/07_train.ipynb #fda49e8b
 class EMA:
@@ -126,6 +127,14 @@ def write_card(path, **fields) -> Path:
     return path
 
 # %% ../nbs/07_train.ipynb #bf492bd0
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    "Whether the CPU has bf16 arithmetic units (x86 AVX512-BF16 or AMX, Arm BF16) per /proc/cpuinfo; None where unknown (not Linux)."
+    if cpuinfo is None:
+        try: cpuinfo = Path('/proc/cpuinfo').read_text()
+        except OSError: return None
+    flags = set(' '.join(l.split(':', 1)[1] for l in cpuinfo.splitlines() if l.split(':')[0].strip() in ('flags', 'Features')).split())
+    return bool(flags & {'avx512_bf16', 'amx_bf16', 'bf16'}) if flags else None
+
 def lr_factor(step: int, warmup: int, total: int, schedule: str = 'constant') -> float:
     "Multiplier of the base lr for optimizer step `step`: linear warm-up over `warmup` steps, times a cosine decay to 0 at `total`."
     f = min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -159,6 +168,9 @@ class Trainer:
         self.model = UNet.from_preset(p).to(self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.bf16 = p.precision == 'bf16' or (p.precision == 'auto' and self.device.type == 'cuda')
+        if self.bf16 and self.device.type == 'cpu' and cpu_has_native_bf16() is False and self.rank == 0:
+            warnings.warn(f"[{p.name}] precision = bf16, but this CPU has no bf16 units (AVX512-BF16/AMX): bf16 autocast is "
+                          f"emulated and may be slower than float32; pass precision=fp32 to train in float32", stacklevel=2)
         self.model.to(memory_format=self.memory_format)
         self.diffusion, self.ema = Diffusion.from_preset(p), EMA(self.model, p.ema_decay)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, fused=self.device.type == 'cuda')
