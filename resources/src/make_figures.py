@@ -246,7 +246,7 @@ def runs_of(facts):
             a = m['accuracy']; smp = a['samples']
             rows.append(('conditioning accuracy', f"{a['overall']:.1%} ({smp['n']} samples, {smp['sampler']} {smp['steps']} steps, guidance {smp['guidance']}, {smp['sampling_time_s']:.0f} s)"))
         if 'frechet' in m:
-            f = m['frechet']; rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.1f}x"))
+            f = m['frechet']; rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
 
 
