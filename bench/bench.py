@@ -7,8 +7,8 @@ Writes bench/results/<device>.json (with the machine) and prints a table of rati
 from __future__ import annotations
 import argparse, statistics, subprocess, sys, time
 import torch
-from common import (CONTENDERS, SIZES, alternate, build, eval_chunk, machine, param_count, quiet, ratio,
-                    saved_activation_mb, train_chunk, write, sync)
+from common import (CONTENDERS, SIZES, alternate, build, eval_chunk, flops_per_image, machine, param_count, quiet,
+                    ratio, saved_activation_mb, train_chunk, write, sync)
 
 MODES = {'fp32': dict(amp=None, channels_last=False),                       # everyone's defaults
          'bf16+cl': dict(amp=torch.bfloat16, channels_last=True),           # the same levers for everyone
@@ -28,7 +28,8 @@ def peer_table(size, batch, mode, rounds, device):
         model, call = build(kind, s)
         model.to(device, memory_format=fmt).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        rows[kind] = dict(params=param_count(model), activations_mb=round(saved_activation_mb(model, call, x, t, cfg['amp']), 1))
+        rows[kind] = dict(params=param_count(model), gflops_per_image=round(flops_per_image(call, s) / 1e9, 3),
+                          activations_mb=round(saved_activation_mb(model, call, x, t, cfg['amp']), 1))
         if torch.device(device).type == 'cuda':
             torch.cuda.reset_peak_memory_stats(); train_chunk(call, model, x, t, opt, cfg['amp'])(); sync(device)
             rows[kind]['peak_mem_mb'] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
@@ -36,10 +37,12 @@ def peer_table(size, batch, mode, rounds, device):
         evals[kind] = eval_chunk(call, x, t, cfg['amp'], evals=2 if device == 'cpu' else 20)
         train[kind](); evals[kind]()                                     # warm-up (allocator, oneDNN/cuDNN plans)
     tr, ev = alternate(train, rounds, device), alternate(evals, rounds, device)
-    for kind in CONTENDERS:
+    for kind in CONTENDERS:   # ratios of each of our two networks over every contender (ddpm_nb: the same network as diffusers)
         rows[kind].update(train_img_s=round(statistics.median(tr[kind]), 2), eval_img_s=round(statistics.median(ev[kind]), 2),
                           train_ratio_ours_over=round(ratio(tr, 'ddpm_nb', kind), 3),
-                          eval_ratio_ours_over=round(ratio(ev, 'ddpm_nb', kind), 3))
+                          eval_ratio_ours_over=round(ratio(ev, 'ddpm_nb', kind), 3),
+                          train_ratio_p2_over=round(ratio(tr, 'ddpm_nb-p2', kind), 3),
+                          eval_ratio_p2_over=round(ratio(ev, 'ddpm_nb-p2', kind), 3))
     return dict(size=size, batch=batch, mode=mode, rounds=rounds, contenders=rows)
 
 
@@ -78,13 +81,15 @@ def book_time():
 
 def print_table(res):
     print(f"\n{res['machine']['cpu']}, {res['machine']['cores']} cores, torch {res['machine']['versions']['torch']}, "
-          f"device {res['machine']['device']}  (ratio = ddpm_nb / peer, median of alternated rounds; > 1: ours faster)")
-    print(f"{'size':<9}{'batch':>6} {'mode':<8}{'contender':<12}{'params':>11}{'train img/s':>13}{'ratio':>7}"
-          f"{'eval img/s':>12}{'ratio':>7}{'act MB':>8}")
+          f"device {res['machine']['device']}\n(ratios = ddpm_nb / contender and ddpm_nb-p2 / contender, medians of "
+          f"alternated rounds; > 1: ours faster)")
+    print(f"{'size':<9}{'batch':>6} {'mode':<8}{'contender':<12}{'params':>11}{'GFLOP':>7}{'train img/s':>13}{'p1/x':>6}{'p2/x':>6}"
+          f"{'eval img/s':>12}{'p1/x':>6}{'p2/x':>6}{'act MB':>8}")
     for tbl in res['peers']:
         for kind, r in tbl['contenders'].items():
-            print(f"{tbl['size']:<9}{tbl['batch']:>6} {tbl['mode']:<8}{kind:<12}{r['params']:>11,}{r['train_img_s']:>13.1f}"
-                  f"{r['train_ratio_ours_over']:>7.2f}{r['eval_img_s']:>12.1f}{r['eval_ratio_ours_over']:>7.2f}"
+            print(f"{tbl['size']:<9}{tbl['batch']:>6} {tbl['mode']:<8}{kind:<12}{r['params']:>11,}{r.get('gflops_per_image', 0):>7.2f}"
+                  f"{r['train_img_s']:>13.1f}{r['train_ratio_ours_over']:>6.2f}{r.get('train_ratio_p2_over', 0):>6.2f}"
+                  f"{r['eval_img_s']:>12.1f}{r['eval_ratio_ours_over']:>6.2f}{r.get('eval_ratio_p2_over', 0):>6.2f}"
                   f"{r['activations_mb']:>8.0f}")
     if 'end_to_end' in res:
         e = res['end_to_end']

@@ -53,10 +53,11 @@ class Preset:
     grad_clip: float
     ema_decay: float
     seed: int
-    # Training options with defaults, so presets and checkpoints written before they existed still load:
+    # Options added later, with defaults, so presets and checkpoints written before them still load:
     min_snr_gamma: float = 0.0            # > 0: min-SNR-gamma loss weights (Hang et al. 2023, chapter 3); 0: plain L_simple
     precision: Precision = 'auto'         # training autocast: auto = bf16 on CUDA, fp32 on CPU; bf16 / fp32 everywhere
     lr_schedule: LRSchedule = 'constant'  # after warm-up: constant, or cosine decay to 0 at `steps`
+    patch_size: int = 1                   # > 1: the UNet works on p x p patches folded into channels (chapter 4)
 
     def __post_init__(self): _validate(self)
 
@@ -77,7 +78,8 @@ _RANGES = dict(  # key: (predicate, what is allowed)
     dropout=(lambda v: 0 <= v < 1, 'in [0, 1)'), p_uncond=(lambda v: 0 <= v < 1, 'in [0, 1)'),
     lr=(lambda v: v > 0, '> 0'), batch_size=(lambda v: v >= 1, '>= 1'), steps=(lambda v: v >= 0, '>= 0'),
     warmup=(lambda v: v >= 0, '>= 0'), grad_clip=(lambda v: v >= 0, '>= 0 (0 = no clipping)'),
-    ema_decay=(lambda v: 0 <= v < 1, 'in [0, 1)'), min_snr_gamma=(lambda v: v >= 0, '>= 0 (0 = off)'))
+    ema_decay=(lambda v: 0 <= v < 1, 'in [0, 1)'), min_snr_gamma=(lambda v: v >= 0, '>= 0 (0 = off)'),
+    patch_size=(lambda v: v >= 1, '>= 1 (1 = no patches)'))
 
 # %% ../nbs/00_presets.ipynb #63bd13bc
 def _validate(p: Preset):
@@ -89,9 +91,11 @@ def _validate(p: Preset):
         ok = _RANGES.get(f.name)
         if ok and not ok[0](v): _bad(p.name, f.name, v, ok[1])
     if p.beta_start > p.beta_end: _bad(p.name, 'beta_start', p.beta_start, f'<= beta_end ({p.beta_end})')
-    if p.image_size % 2 ** (len(p.channel_mults) - 1):
-        _bad(p.name, 'channel_mults', p.channel_mults, f'a ladder that divides image_size {p.image_size}: '
-             f'{p.image_size} must divide by 2**{len(p.channel_mults) - 1}')
+    if p.image_size % p.patch_size: _bad(p.name, 'patch_size', p.patch_size, f'a divisor of image_size {p.image_size}')
+    side = p.image_size // p.patch_size                                    # where the UNet's ladder starts
+    if side % 2 ** (len(p.channel_mults) - 1):
+        _bad(p.name, 'channel_mults', p.channel_mults, f'a ladder that divides image_size {p.image_size}'
+             f'{f" / patch_size {p.patch_size}" if p.patch_size > 1 else ""}: {side} must divide by 2**{len(p.channel_mults) - 1}')
 
 _KINDS = {'int': 'an integer', 'float': 'a finite number', 'tuple': 'integers, e.g. 1,2,2'}
 

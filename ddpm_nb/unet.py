@@ -119,20 +119,23 @@ class Upsample(nn.Module):
 
 # %% ../nbs/04_unet.ipynb #bf9768f8
 def _check_config(in_channels, image_size, base_channels, channel_mults, num_res_blocks, attention_resolutions,
-                  dropout, out_channels):
+                  dropout, out_channels, patch_size=1):
     "Raise ValueError naming the first UNet argument that cannot build a network."
     ints = dict(in_channels=in_channels, image_size=image_size, base_channels=base_channels,
-                num_res_blocks=num_res_blocks, out_channels=1 if out_channels is None else out_channels)
+                num_res_blocks=num_res_blocks, out_channels=1 if out_channels is None else out_channels,
+                patch_size=patch_size)
     for name, v in ints.items():
         if type(v) is not int or v < 1: raise ValueError(f"{name}={v!r}: expected an int >= 1")
     if not channel_mults or min(channel_mults) < 1:
         raise ValueError(f"channel_mults={channel_mults!r}: expected one or more ints >= 1")
     if not 0 <= dropout < 1: raise ValueError(f"dropout={dropout!r}: expected a value in [0, 1)")
-    levels = len(channel_mults)
-    if image_size % 2 ** (levels - 1):
-        raise ValueError(f"image_size={image_size} must divide by 2**{levels - 1} for {levels} levels "
+    if image_size % patch_size: raise ValueError(f"image_size={image_size} must divide by patch_size={patch_size}")
+    levels, side = len(channel_mults), image_size // patch_size        # the ladder starts at the patched side
+    if side % 2 ** (levels - 1):
+        what = f"image_size={image_size}" + (f" / patch_size={patch_size} = {side}" if patch_size > 1 else "")
+        raise ValueError(f"{what} must divide by 2**{levels - 1} for {levels} levels "
                          f"(channel_mults={tuple(channel_mults)}); use fewer levels")
-    ladder = [image_size // 2 ** i for i in range(levels)]
+    ladder = [side // 2 ** i for i in range(levels)]
     bad = [r for r in attention_resolutions if r not in ladder]
     if bad: raise ValueError(f"attention_resolutions={tuple(attention_resolutions)}: {bad} not in the ladder "
                              f"{ladder} (sizes in pixels)")
@@ -190,38 +193,40 @@ class UNet(nn.Module):
     "The noise-prediction network eps_theta(x, t, y) of Ho et al. 2020 (App. B), with class-bias conditioning."
     def __init__(self, in_channels=1, image_size=28, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
                  attention_resolutions=(), dropout=0.0, num_classes=None, conditioning: Conditioning = 'bias',
-                 out_channels=None):
+                 out_channels=None, patch_size=1):
         super().__init__()
         _check_conditioning(conditioning, num_classes)
         _check_config(in_channels, image_size, base_channels, channel_mults, num_res_blocks, attention_resolutions,
-                      dropout, out_channels)
+                      dropout, out_channels, patch_size)
         self.in_channels, self.image_size, self.conditioning = in_channels, image_size, conditioning
+        self.patch_size, p2, side = patch_size, patch_size ** 2, image_size // patch_size
         self.out_channels = out_channels or in_channels
         self.num_classes, self.null_class = num_classes, num_classes   # label `num_classes` means "no class"
         ch, attn = base_channels, tuple(attention_resolutions)
         block = partial(ResBlock, emb_dim=4 * ch, num_classes=num_classes, dropout=dropout, conditioning=conditioning)
         self.time_embed = TimeEmbedding(ch)
-        self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
-        self.down, skips = _down_path(block, ch, channel_mults, num_res_blocks, attn, image_size)
+        self.conv_in = nn.Conv2d(in_channels * p2, ch, 3, padding=1)           # p x p patches folded into channels
+        self.down, skips = _down_path(block, ch, channel_mults, num_res_blocks, attn, side)
         cur = skips[-1]
         self.mid = nn.ModuleList([block(cur, cur), AttentionBlock(cur), block(cur, cur)])
-        bottom = image_size // 2 ** (len(channel_mults) - 1)
+        bottom = side // 2 ** (len(channel_mults) - 1)
         self.up = _up_path(block, ch, channel_mults, num_res_blocks, attn, bottom, skips)
         self.out = nn.Sequential(group_norm(ch * channel_mults[0]), nn.SiLU(),
-                                 nn.Conv2d(ch * channel_mults[0], self.out_channels, 3, padding=1))
+                                 nn.Conv2d(ch * channel_mults[0], self.out_channels * p2, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight); nn.init.zeros_(self.out[-1].bias)   # the output starts at 0
 
     def forward(self, x, t, y=None):
         "x (B, in_channels, S, S), t (B,) steps, y (B,) labels 0..num_classes -> (B, out_channels, S, S)."
         _check_inputs(self, x, t, y)
         emb = self.time_embed(t)                                    # once per forward, shared by every block
-        h = self.conv_in(x); hs = [h]
+        p = self.patch_size
+        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x); hs = [h]     # (B, C p^2, S/p, S/p)
         for stage in self.down: h = _run(stage, h, emb, y); hs.append(h)
         h = _run(self.mid, h, emb, y)
         for stage in self.up:
             if isinstance(stage[0], ResBlock): h = torch.cat([h, hs.pop()], dim=1)
             h = _run(stage, h, emb, y)
-        return self.out(h)
+        return F.pixel_shuffle(self.out(h), p) if p > 1 else self.out(h)    # back to (B, C_out, S, S)
 
 def _run(stage, h, emb, y):
     "Apply the modules of `stage` in order; residual blocks also read the time features and labels."
@@ -235,7 +240,8 @@ def _from_preset(cls, preset: Preset | str, learned_variance: bool | None = None
     lv = p.variance == 'learned' if learned_variance is None else learned_variance
     labels = p.num_classes if p.num_classes and p.conditioning != 'none' else None
     return cls(p.channels, p.image_size, p.base_channels, p.channel_mults, p.num_res_blocks,
-               p.attention_resolutions, p.dropout, labels, p.conditioning, 2 * p.channels if lv else None)
+               p.attention_resolutions, p.dropout, labels, p.conditioning, 2 * p.channels if lv else None,
+               p.patch_size)
 
 UNet.from_preset = classmethod(_from_preset)
 

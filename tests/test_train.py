@@ -80,3 +80,12 @@ def test_load_model_uses_ema(tmp_path):
     m, d, p = load_model(tmp_path / 'ckpt.pt')
     assert p == _tiny() and d.T == 20 and not m.training
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), t.ema.model.state_dict().values()))
+
+def test_patched_model_trains_checkpoints_and_reloads(tmp_path):
+    "patch_size travels in the checkpoint's preset: load_model rebuilds the patched network."
+    p = _tiny(patch_size=2, channel_mults=(1, 2))
+    Trainer(p, load_digits(8), tmp_path, progress=False, ckpt_every=0).fit(3)
+    model, diffusion, q = load_model(tmp_path / 'ckpt.pt')
+    assert q.patch_size == 2 and model.patch_size == 2
+    x = diffusion.sample(model, (2, 1, 8, 8), torch.tensor([1, 2]), sampler='ddim', steps=3, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 1, 8, 8) and torch.isfinite(x).all()

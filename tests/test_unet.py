@@ -212,3 +212,56 @@ def test_summary():
     s = summary(m, x, t, torch.tensor([0, 10]))
     assert f'{param_count(m):,}' in s.splitlines()[-1]
     assert 'AttentionBlock' in s and 'Downsample' in s and '(2, 1, 16, 16)' in s.splitlines()[-2]
+
+
+@pytest.mark.parametrize('size,c,mults,attn', [(16, 1, (1, 2), (4,)), (28, 1, (1, 2), (7,)), (32, 3, (1, 2, 2), (8,))])
+def test_patches_shapes_and_ladder(size, c, mults, attn):
+    m = perturb(UNet(c, size, 8, mults, 1, attn, num_classes=10, patch_size=2))
+    x, t = batch(3, c, size)
+    out = m(x, t, torch.tensor([0, 9, 10]))
+    assert out.shape == x.shape and out.abs().sum() > 0
+    assert m.conv_in.in_channels == 4 * c and m.out[-1].out_channels == 4 * c
+    assert UNet(c, size, 8, mults, 1, attn, num_classes=10, patch_size=2)(x, t, torch.zeros(3, dtype=torch.long)).abs().max() == 0
+
+
+def test_patches_unfold_output_channels_into_pixels():
+    "The fold is a permutation, and output channel c*4 + 2i + j becomes pixel (2h + i, 2w + j)."
+    x, _ = batch(2, 3, 16)
+    assert torch.equal(torch.nn.functional.pixel_shuffle(torch.nn.functional.pixel_unshuffle(x, 2), 2), x)
+    m = UNet(1, 16, 8, (1, 2), 1, patch_size=2)
+    with torch.no_grad():
+        m.out[-1].bias.copy_(torch.tensor([1., 2., 3., 4.]))      # zero weights: the output is the bias, unfolded
+    o = m(*batch(1, 1, 16))[0, 0]
+    assert torch.equal(o[0::2, 0::2], torch.full((8, 8), 1.)) and torch.equal(o[1::2, 1::2], torch.full((8, 8), 4.))
+    assert torch.equal(o[0::2, 1::2], torch.full((8, 8), 2.)) and torch.equal(o[1::2, 0::2], torch.full((8, 8), 3.))
+
+
+def test_patches_from_preset_learned_variance_and_old_presets():
+    p = load_preset('workshop', patch_size=2, channel_mults=(2, 4))
+    m = UNet.from_preset(p)
+    assert m.patch_size == 2 and m.conv_in.in_channels == 4
+    lv = UNet.from_preset(p.replace(variance='learned'))
+    assert lv.out_channels == 2 and lv.out[-1].out_channels == 8
+    x, t = batch(2, 1, 28)
+    assert lv(x, t, torch.tensor([1, 10])).shape == (2, 2, 28, 28)
+    assert UNet.from_preset('workshop').patch_size == 1                  # the default: no patches
+
+
+@pytest.mark.parametrize('kw,msg', [(dict(patch_size=0), 'patch_size=0'), (dict(patch_size=3), 'divide by patch_size=3'),
+                                    (dict(patch_size=2, channel_mults=(1, 2, 2, 2, 2)), '16 / patch_size=2 = 8 must divide by 2\\*\\*4'),
+                                    (dict(patch_size=2, attention_resolutions=(16,)), r'not in the ladder \[8, 4\]')])
+def test_patches_bad_config(kw, msg):
+    with pytest.raises(ValueError, match=msg): tiny(**kw)
+
+
+def test_patches_batch_independence_channels_last_bf16():
+    m = perturb(tiny(patch_size=2)).eval()
+    x, t = batch()
+    y = torch.tensor([0, 1, 2, 10])
+    with torch.no_grad():
+        ref = m(x, t, y)
+        assert torch.allclose(ref, torch.cat([m(x[i:i + 1], t[i:i + 1], y[i:i + 1]) for i in range(4)]), atol=1e-5)
+        cl = m.to(memory_format=torch.channels_last)
+        assert torch.allclose(cl(x.to(memory_format=torch.channels_last), t, y), ref, atol=1e-5)
+        with torch.autocast('cpu', dtype=torch.bfloat16): o16 = cl(x, t, y)
+    assert o16.dtype == torch.bfloat16 and torch.allclose(o16.float(), ref, atol=5e-2)
