@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from .presets import load_preset, default_presets_path, PresetError
 from .data import dataset_for_preset, DataError
-from .train import Trainer, TrainingError, CheckpointError, load_model
+from .train import Trainer, TrainingError, CheckpointError, load_model, for_sampling
 from .viz import save_grid, save_gif, sequence_frames
 from .metrics import evaluate_checkpoint, MetricUnavailable, METRICS
 
@@ -107,6 +107,7 @@ def _sample_args(sub):
     a.add_argument('--nrow', type=_positive, default=8, help='images per row of the grid')
     a.add_argument('--raw-weights', action='store_true', help='use the raw weights instead of the EMA')
     a.add_argument('--device', default=None, help='device (default: cuda if available)')
+    a.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='network calls in fp32 (default) or under bf16 autocast (faster where the device has bf16 units)')
     a.add_argument('--out', type=Path, required=True, help='output PNG; the raw tensor goes next to it as .pt')
 
 def _labels(model, classes, n, per_class: int = 8):
@@ -124,6 +125,7 @@ def _generate(a, steps_iter: bool = False, per_class: int = 8):
     device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model, diffusion, p = load_model(a.ckpt, use_ema=not getattr(a, 'raw_weights', False), device=device)
     y, n = _labels(model, a.classes, a.n, per_class)
+    model = for_sampling(model, a.precision)
     steps = a.steps or (min(50, diffusion.T) if a.sampler == 'ddim' else None)
     kw = dict(steps=steps, sampler=a.sampler, guidance=a.guidance, generator=torch.Generator(device).manual_seed(a.seed))
     if a.sampler == 'ddim': kw['eta'] = getattr(a, 'eta', 0.0)
@@ -151,6 +153,7 @@ def _gif_args(sub):
     a.add_argument('--frames', type=_positive, default=60, help='number of frames (default 60)')
     a.add_argument('--seed', type=int, default=0, help='random seed')
     a.add_argument('--device', default=None, help='device (default: cuda if available)')
+    a.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='network calls in fp32 (default) or under bf16 autocast')
 
 def cmd_gif(a) -> int:
     if a.out.suffix.lower() != '.gif': raise ValueError(f"--out must end in .gif, got {a.out}")
@@ -175,11 +178,12 @@ def _eval_args(sub):
     a.add_argument('--guidance', type=float, default=0.0, help='classifier-free guidance scale w')
     a.add_argument('--seed', type=int, default=0, help='random seed')
     a.add_argument('--device', default=None, help='device (default: cuda if available)')
+    a.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='sampling network calls in fp32 (default) or under bf16 autocast (recorded in the card)')
 
 def cmd_eval(a) -> int:
     r = evaluate_checkpoint(a.ckpt, [m.strip() for m in a.metrics.split(',') if m.strip()], n=a.n, data_root=a.data_root,
                             allow_test_as_train=a.allow_test_as_train, sampler=a.sampler, steps=a.steps, guidance=a.guidance,
-                            seed=a.seed, device=a.device)
+                            seed=a.seed, device=a.device, precision=a.precision)
     print(json.dumps(r, indent=1, default=str))
     print(f"merged into {a.ckpt.parent / 'card.json'}")
     return 0

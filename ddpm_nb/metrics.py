@@ -14,7 +14,7 @@ from .presets import Preset
 from .elbo import bpd_of_dataset
 from .diffusion import Diffusion
 from .data import ImageDataset, load_dataset
-from .train import load_model, write_card
+from .train import load_model, write_card, for_sampling
 
 # %% auto #0
 __all__ = ['INCEPTION_URL', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'default_cache_dir',
@@ -348,18 +348,20 @@ def evaluate_checkpoint(ckpt, metrics=('accuracy', 'frechet', 'bpd'), n: int = 1
                         allow_test_as_train: bool = False, sampler: str = 'ddim', steps: int | None = 50,
                         guidance: float = 0.0, seed: int = 0, batch_size: int = 250, bpd_n: int = 256,
                         cache_dir=None, fid_weights=None, classifier_kw: dict | None = None, device=None,
-                        progress: bool = True) -> dict:
+                        precision: str = 'fp32', progress: bool = True) -> dict:
     "Sample `n` class-balanced images from a checkpoint, compute `metrics`, merge them into card.json beside it."
     ms, ckpt = _check_metrics(metrics), Path(ckpt)
     dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     fid_net = inception_network(fid_weights, dev) if 'fid' in ms else None     # fail before sampling, not after
     model, diffusion, p = load_model(ckpt, device=dev)
+    net = for_sampling(model, precision)                 # bf16: network calls under autocast (chapter 7); bpd stays fp32
     ckw = dict(classifier_kw or {})
     clf = classifier_for(p.dataset, data_root, cache_dir, p.image_size, device=dev, progress=progress, **ckw) \
         if {'accuracy', 'frechet'} & set(ms) else None
     out = {}
     if {'accuracy', 'frechet', 'fid'} & set(ms):
-        x, y, info = sample_balanced(model, diffusion, p, n, sampler, steps, guidance, seed, batch_size, progress)
+        x, y, info = sample_balanced(net, diffusion, p, n, sampler, steps, guidance, seed, batch_size, progress)
+        info['precision'] = precision
         out = _sample_metrics(ms, p, clf, x, y, info, data_root, allow_test_as_train, fid_net,
                               cache_dir, progress)
     if 'bpd' in ms:

@@ -21,7 +21,7 @@ from .viz import save_grid
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'EMA', 'BatchSampler', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'environment',
            'write_card', 'cpu_has_native_bf16', 'lr_factor', 'TrainingError', 'Trainer', 'preset_from_checkpoint',
-           'load_model']
+           'load_model', 'Autocast', 'for_sampling']
 
 # %% ../nbs/07_train.ipynb #fda49e8b
 class EMA:
@@ -349,3 +349,22 @@ def load_model(path, use_ema: bool = True, device=None) -> tuple[UNet, Diffusion
     try: model.load_state_dict(state['ema' if use_ema else 'model'])
     except RuntimeError as e: raise CheckpointError(f"{path}: weights do not fit the model its preset describes: {' '.join(str(e).split())[:300]}") from None
     return model.eval().requires_grad_(False).to(device or 'cpu'), Diffusion.from_preset(p), p
+
+# %% ../nbs/07_train.ipynb #dae1b964
+class Autocast(nn.Module):
+    "`eps_model` evaluated under autocast to `dtype`, output in float32: half-precision network calls, float32 sampler arithmetic."
+    def __init__(self, eps_model: nn.Module, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.eps_model, self.dtype = eps_model, dtype
+        self.num_classes, self.null_class = eps_model.num_classes, eps_model.null_class
+    def forward(self, x, t, y=None):
+        with torch.autocast(x.device.type, dtype=self.dtype): return self.eps_model(x, t, y).float()
+
+def for_sampling(model: nn.Module, precision: str = 'fp32') -> nn.Module:
+    "`model` as a sampler should call it: itself for 'fp32', wrapped in `Autocast` for 'bf16' (warns on a CPU without bf16 units)."
+    if precision not in ('fp32', 'bf16'): raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+    if precision == 'fp32': return model
+    if next(model.parameters()).device.type == 'cpu' and cpu_has_native_bf16() is False:
+        warnings.warn("precision='bf16' on a CPU without bf16 units (AVX512-BF16/AMX): bf16 is emulated there and may be "
+                      "slower than fp32", stacklevel=2)
+    return Autocast(model)

@@ -166,6 +166,8 @@ def test_preset_wrong_type_from_python():
     (['p_uncond=1'], '[digits] p_uncond = 1.0 is not allowed: expected in [0, 1)'),
     (['image_size=12', 'channel_mults=1,2,2,2'], 'channel_mults = (1, 2, 2, 2) is not allowed: expected a ladder that divides '
                                                  'image_size 12: 12 must divide by 2**3'),
+    (['patch_size=3'], '[digits] patch_size = 3 is not allowed: expected a divisor of image_size 8'),
+    (['patch_size=2', 'channel_mults=1,2,2,2'], 'expected a ladder that divides image_size 8 / patch_size 2: 4 must divide by 2**3'),
 ])
 def test_preset_out_of_range(tmp_path, args, msg):
     user_error(['train', '--preset', 'digits', '--out', tmp_path / 'o', *args], msg)
@@ -270,6 +272,7 @@ def test_sampling_guidance_on_an_unconditional_model(tiny_models, unc_ckpt, tmp_
     (['--steps', 'ten'], "argument --steps: expected an integer >= 1, got 'ten'"),
     (['--eta', '-1', '--steps', '2'], 'eta must be a finite number >= 0'),
     (['--sampler', 'plms'], "invalid choice: 'plms'"),
+    (['--precision', 'fp16'], "argument --precision: invalid choice: 'fp16'"),
 ])
 def test_sampling_step_counts_out_of_range(run_dir, tmp_path, args, msg):
     user_error(['sample', '--ckpt', run_dir / 'ckpt.pt', *args, '--out', tmp_path / 'x.png'], msg)

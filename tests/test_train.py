@@ -67,6 +67,12 @@ def test_cli_train_resume_sample_gif(tmp_path):
     r = cli('sample', '--ckpt', str(tmp_path / 'run' / 'ckpt.pt'), '--n', '10', '--steps', '4', '--guidance', '1', '--out', str(tmp_path / 's.png'))
     assert r.returncode == 0, r.stderr
     assert torch.load(tmp_path / 's.pt').shape == (10, 1, 8, 8) and (tmp_path / 's.png').stat().st_size > 0
+    r = cli('sample', '--ckpt', str(tmp_path / 'run' / 'ckpt.pt'), '--n', '10', '--steps', '4', '--precision', 'bf16', '--out', str(tmp_path / 'b.png'))
+    assert r.returncode == 0, r.stderr
+    x16 = torch.load(tmp_path / 'b.pt')
+    assert x16.shape == (10, 1, 8, 8) and torch.isfinite(x16).all()
+    r = cli('sample', '--ckpt', str(tmp_path / 'run' / 'ckpt.pt'), '--precision', 'fp16', '--out', str(tmp_path / 'c.png'))
+    assert r.returncode == 2 and "invalid choice: 'fp16'" in r.stderr and 'Traceback' not in r.stderr
     r = cli('gif', '--ckpt', str(tmp_path / 'run' / 'ckpt.pt'), '--classes', '1,2', '--frames', '5', '--out', str(tmp_path / 'a.gif'))
     assert r.returncode == 0, r.stderr
     from PIL import Image
