@@ -244,7 +244,7 @@ def test_patches_from_preset_learned_variance_and_old_presets():
     assert lv.out_channels == 2 and lv.out[-1].out_channels == 8
     x, t = batch(2, 1, 28)
     assert lv(x, t, torch.tensor([1, 10])).shape == (2, 2, 28, 28)
-    assert UNet.from_preset('workshop').patch_size == 1                  # the default: no patches
+    assert UNet.from_preset('digits').patch_size == 1 and UNet.from_preset('workshop').patch_size == 2
 
 
 @pytest.mark.parametrize('kw,msg', [(dict(patch_size=0), 'patch_size=0'), (dict(patch_size=3), 'divide by patch_size=3'),
