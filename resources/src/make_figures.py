@@ -250,6 +250,22 @@ def runs_of(facts):
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
 
 
+def measured_speed(facts):
+    "The patch comparison (resources/patches/results.json) and the CPU peer benchmark (bench/results/cpu.json), when present."
+    pat, bench = RES / 'patches' / 'results.json', RES.parent / 'bench' / 'results' / 'cpu.json'
+    if pat.exists():
+        facts['patches'] = [{k: r[k] for k in ('run', 'parameters', 'images_per_s', 'train_steps', 'train_minutes', 'accuracy',
+                                               'fd_over_floor', 'sampling_time_s')} for r in json.loads(pat.read_text())['rows']]
+    if bench.exists():
+        b = json.loads(bench.read_text())
+        facts['bench'] = [dict(size=t['size'], mode=t['mode'], **{f'{k}_{m}': t['contenders'][k][f'{m}_img_s'] for k in t['contenders']
+                                                                   for m in ('train', 'eval')},
+                               p2_over_diffusers_train=t['contenders']['diffusers']['train_ratio_p2_over'],
+                               p2_over_diffusers_eval=t['contenders']['diffusers']['eval_ratio_p2_over'],
+                               ours_over_diffusers_train=t['contenders']['diffusers']['train_ratio_ours_over'])
+                          for t in b['peers'] if 'ddpm_nb-p2' in t['contenders']]
+
+
 def flatten(d, prefix=''):
     "A nested JSON object as dotted keys -> short strings (lists of numbers summarised by their length)."
     out = {}
@@ -271,6 +287,7 @@ def main():
     files = [fig_schedules(facts), fig_forward(digit), fig_posterior_std(), fig_eq12_weight(), fig_bits(facts),
              fig_unet_params(facts), *fig_toy(facts), fig_langevin(facts)]
     runs_of(facts)
+    measured_speed(facts)
     (FIG / 'facts.json').write_text(json.dumps(facts, indent=1, sort_keys=True) + '\n')
     print(f'wrote {len(files)} figures + facts.json to {FIG.relative_to(RES.parent)} in {time.time() - t0:.0f}s;',
           f"{len(facts['run_samples'])} recorded sample grids, {len(facts['runs'])} run cards")
