@@ -19,3 +19,12 @@ def test_readme_quotes_the_workshop_card():
               f"**{smp['sampling_time_s']:.0f} s** (DDIM {smp['steps']} with guidance"]
     missing = [q for q in quoted if q not in readme]
     assert not missing, f"README.md does not quote resources/workshop/card.json: missing {missing}"
+
+
+def test_readme_quotes_the_bf16_sampling_check():
+    r = json.loads((ROOT / 'resources' / 'workshop' / 'bf16_sampling.json').read_text())
+    readme = (ROOT / 'README.md').read_text()
+    quoted = [f"takes {r['bf16']['sampling_time_s']:.1f} s instead of\n{r['fp32']['sampling_time_s']:.1f} s",
+              f"same accuracy ({r['bf16']['accuracy']:.1%})", f"Fréchet distance ({r['bf16']['fd']:.3f})"]
+    missing = [q for q in quoted if q not in readme]
+    assert not missing, f"README.md does not quote resources/workshop/bf16_sampling.json: missing {missing}"

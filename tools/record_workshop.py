@@ -3,6 +3,7 @@ and render the README's samples, GIFs and sampler comparison into resources/work
 setting used is written into the run's card.
 
 Usage (from the repository root): python tools/record_workshop.py [--data-root ../shared/data/mnist] [--minutes 10]
+Also measures the same evaluation with bf16 sampling into bf16_sampling.json (alone: --bf16-only).
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -41,6 +42,25 @@ def sampler_comparison(model, diffusion, p, path, n_per=10):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return timings
 
+def bf16_sampling(ckpt: Path, data_root, steps, guidance, out: Path):
+    """The card's evaluation again with the network calls under bf16 autocast (--precision bf16), on a copy of the
+    checkpoint so the card keeps its float32 numbers; accuracy, Frechet distance and time go to `out`."""
+    import shutil, tempfile
+    from ddpm_nb.metrics import evaluate_checkpoint
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(ckpt, Path(tmp) / 'ckpt.pt')
+        r = evaluate_checkpoint(Path(tmp) / 'ckpt.pt', ['accuracy', 'frechet'], n=1000, data_root=data_root, allow_test_as_train=True,
+                                steps=steps, guidance=guidance, precision='bf16', progress=False, device='cpu')
+    fp32 = json.loads((ckpt.parent / 'card.json').read_text())['metrics']
+    res = dict(what='the recorded evaluation repeated with the sampler network calls in bf16 (for_sampling, chapter 7)',
+               command=f'evaluate_checkpoint(copy of {ckpt}, accuracy+frechet, n=1000, steps={steps}, guidance={guidance}, precision=bf16)',
+               bf16=dict(accuracy=r['accuracy']['overall'], fd=r['frechet']['fd'], floor=r['frechet']['floor'],
+                         sampling_time_s=r['accuracy']['samples']['sampling_time_s']),
+               fp32=dict(accuracy=fp32['accuracy']['overall'], fd=fp32['frechet']['fd'], floor=fp32['frechet']['floor'],
+                         sampling_time_s=fp32['accuracy']['samples']['sampling_time_s']))
+    out.write_text(json.dumps(res, indent=1) + '\n')
+    print(json.dumps(res, indent=1))
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--data-root', default='../shared/data/mnist')
@@ -48,8 +68,10 @@ def main():
     ap.add_argument('--out', default='resources/workshop')
     ap.add_argument('--eval-steps', type=int, default=20)
     ap.add_argument('--guidance', type=float, default=0.5)
+    ap.add_argument('--bf16-only', action='store_true', help='only (re)measure bf16 sampling of the recorded checkpoint')
     a = ap.parse_args()
     out = Path(a.out); ckpt = out / 'ckpt.pt'
+    if a.bf16_only: return bf16_sampling(ckpt, a.data_root, a.eval_steps, a.guidance, out / 'bf16_sampling.json')
     cmds = []
     if not ckpt.exists():   # no --channels-last: with bf16 autocast it made this small model slower here (396 vs 466 images/s)
         cmds.append(sh('train', '--preset', 'workshop', '--presets', 'settings.ini', '--data-root', a.data_root, '--allow-test-as-train',
@@ -75,5 +97,6 @@ def main():
                renders=dict(samples='samples.png (DDIM 50, EMA)', gifs='diffusion_10_classes.gif, diffusion_class_<c>.gif (ancestral, all T steps)',
                             forward='forward_reversed_10_classes.gif', sampler_comparison=dict(file='sampler_comparison.png', seconds=timings)))
     print(json.dumps(json.loads((out / 'card.json').read_text()).get('metrics', {}), indent=1, default=str)[:3000])
+    bf16_sampling(ckpt, a.data_root, a.eval_steps, a.guidance, out / 'bf16_sampling.json')
 
 if __name__ == '__main__': main()
