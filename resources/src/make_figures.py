@@ -258,8 +258,7 @@ def measured_speed(facts):
                                                'fd_over_floor', 'sampling_time_s')} for r in json.loads(pat.read_text())['rows']]
     if bench.exists():
         b = json.loads(bench.read_text())
-        facts['bench'] = [dict(size=t['size'], mode=t['mode'], **{f'{k}_{m}': t['contenders'][k][f'{m}_img_s'] for k in t['contenders']
-                                                                   for m in ('train', 'eval')},
+        facts['bench'] = [dict(size=t['size'], mode=t['mode'],
                                p2_over_diffusers_train=t['contenders']['diffusers']['train_ratio_p2_over'],
                                p2_over_diffusers_eval=t['contenders']['diffusers']['eval_ratio_p2_over'],
                                ours_over_diffusers_train=t['contenders']['diffusers']['train_ratio_ours_over'])
