@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from .presets import load_preset, default_presets_path, PresetError
 from .data import dataset_for_preset, DataError
-from .train import Trainer, TrainingError, CheckpointError, load_model, for_sampling
+from .train import Trainer, TrainingError
+from .checkpoint import CheckpointError, load_model
+from .precision import for_sampling
 from .viz import save_grid, save_gif, sequence_frames
 from .metrics import evaluate_checkpoint, MetricUnavailable, METRICS
 
@@ -54,6 +56,8 @@ def _train_args(sub):
     a.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
     a.add_argument('--compile', action='store_true', help='torch.compile the network')
     a.add_argument('--channels-last', action='store_true', help='channels_last memory format')
+    a.add_argument('--micro-batches', type=_positive, default=1,
+                   help='split each batch into this many micro-batches (same step, less memory; default 1)')
     a.add_argument('--sample-every', type=int, default=0, help='write an EMA sample grid every N steps (0: only at the end)')
     a.add_argument('--ckpt-every', type=int, default=1000, help='write a checkpoint every N steps (default 1000)')
     a.add_argument('--log-every', type=int, default=50, help='log every N steps (default 50)')
@@ -84,7 +88,8 @@ def cmd_train(a) -> int:
     if device is None and torch.cuda.is_available():
         import os; device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     tr = Trainer(p, data, a.out, device=device, compile=a.compile, channels_last=a.channels_last, log_every=a.log_every,
-                 sample_every=a.sample_every, ckpt_every=a.ckpt_every, progress=not a.no_progress, overrides=_overrides(a.overrides))
+                 sample_every=a.sample_every, ckpt_every=a.ckpt_every, progress=not a.no_progress, overrides=_overrides(a.overrides),
+                 micro_batches=a.micro_batches)
     if a.resume and not tr.resume(): raise CheckpointError(f"--resume: no checkpoint at {a.out / 'ckpt.pt'}")
     s = tr.fit(max_minutes=a.max_minutes)
     if tr.is_main and s['status'] != 'interrupted':       # after Ctrl-C, exit promptly: the checkpoint is what matters

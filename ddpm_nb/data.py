@@ -5,7 +5,7 @@ local files, with one clear error for every way a dataset can be unusable."""
 
 # %% ../nbs/06_data.ipynb #020b9bf2
 from __future__ import annotations
-import gzip, hashlib, math, os, struct, typing, zlib
+import gzip, hashlib, math, os, struct, tempfile, typing, zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
@@ -17,8 +17,8 @@ from .presets import Dataset, Preset, load_preset
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DataError', 'scale_to_unit', 'ImageDataset', 'check_images',
-           'load_digits', 'read_idx', 'load_mnist', 'load_cifar10', 'resize', 'load_dataset', 'dataset_for_preset',
-           'make_loader', 'infinite_batches']
+           'load_digits', 'read_idx', 'load_mnist', 'NotWritable', 'atomic_write', 'load_cifar10', 'resize',
+           'load_dataset', 'dataset_for_preset', 'BatchSampler']
 
 # %% ../nbs/06_data.ipynb #f4ffff10
 class DataError(ValueError):
@@ -236,6 +236,33 @@ def _decode_all(files) -> np.ndarray:
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as ex:
         return np.stack(list(ex.map(_decode_rgb, files, chunksize=256)))
 
+# %% ../nbs/06_data.ipynb #587f0f4b
+class NotWritable(OSError):
+    "The folder of a file to be written cannot be made or written to (as opposed to a write that fails midway)."
+
+def atomic_write(path, write, mode: str = 'wb') -> Path:
+    "Write `path` atomically: `write(f)` fills a uniquely named temporary file, which is fsynced and renamed over it."
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as e: raise NotWritable(e.errno, e.strerror or str(e), str(path.parent)) from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:                                             # make the rename itself durable (not possible everywhere)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try: os.fsync(dfd)
+        finally: os.close(dfd)
+    except OSError: pass
+    return path
+
 # %% ../nbs/06_data.ipynb #71967e39
 def _cache_file(folder: Path, files, cache_dir) -> Path:
     "Where the decoded pixels of `files` are cached: named by a hash of their relative paths and sizes."
@@ -253,10 +280,7 @@ def _cached_pixels(folder: Path, files, cache_dir) -> np.ndarray:
             if a.dtype == np.uint8 and a.shape == (len(files), 32, 32, 3): return a
         except (OSError, ValueError): pass  # a damaged cache is rebuilt below
     a = _decode_all(files)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix('.partial')
-    with open(tmp, 'wb') as f: np.save(f, a, allow_pickle=False)
-    os.replace(tmp, cache)  # atomic: a run killed mid-write leaves no half cache
+    atomic_write(cache, lambda f: np.save(f, a, allow_pickle=False))   # a run killed mid-write leaves no half cache
     return a
 
 # %% ../nbs/06_data.ipynb #c95e8d3e
@@ -317,23 +341,31 @@ def dataset_for_preset(preset: Preset | str, root=None, **kw) -> ImageDataset:
     return check_images(ds, p.channels, p.image_size, p.num_classes, what=f"preset {p.name!r}")
 
 # %% ../nbs/06_data.ipynb #e0a80d9e
-def make_loader(ds: tud.Dataset, batch_size: int, shuffle: bool = True, num_workers: int = 0,
-                pin_memory: bool = False, drop_last: bool = True, generator: torch.Generator | None = None):
-    "A `DataLoader` of (x, y) batches; an `ImageDataset` is sliced a whole batch at a time."
-    if batch_size < 1: raise DataError(f"batch_size must be >= 1, got {batch_size}")
-    if drop_last and len(ds) < batch_size:
-        raise DataError(f"{getattr(ds, 'name', 'the dataset')} has {len(ds)} images, fewer than one batch of "
-                        f"{batch_size}, so drop_last=True leaves no batches: lower batch_size or pass drop_last=False")
-    order = tud.RandomSampler(ds, generator=generator) if shuffle else tud.SequentialSampler(ds)
-    common = dict(num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                  generator=generator)
-    if isinstance(ds, ImageDataset):
-        return tud.DataLoader(ds, batch_size=None, sampler=tud.BatchSampler(order, batch_size, drop_last), **common)
-    return tud.DataLoader(ds, batch_size=batch_size, sampler=order, drop_last=drop_last, **common)
+class BatchSampler:
+    "Random batches from an in-memory `ImageDataset`, epoch by epoch, from one generator; resumable; sharded by rank."
+    def __init__(self, ds: ImageDataset, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
+        if batch_size < 1: raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % world: raise DataError(f"batch_size {batch_size} must divide by the number of processes {world}")
+        if batch_size > len(ds): raise DataError(f"batch_size {batch_size} is larger than the dataset ({len(ds)} images)")
+        self.ds, self.batch_size, self.g, self.rank, self.world = ds, batch_size, generator, rank, world
+        self.perm, self.pos, self.epoch = torch.randperm(len(ds), generator=generator), 0, 0
 
-def infinite_batches(loader):
-    "Batches from `loader` forever, epoch after epoch (each epoch reshuffled by the loader)."
-    while True:
-        n = 0
-        for n, batch in enumerate(loader, 1): yield batch
-        if n == 0: raise DataError("the loader gave no batches: the dataset is empty or smaller than one batch")
+    def next(self):
+        "This rank's slice of the next global batch: images (B/world, C, H, W) and labels (B/world,)."
+        if self.pos + self.batch_size > len(self.perm):                     # epoch done: a fresh permutation
+            self.perm, self.pos, self.epoch = torch.randperm(len(self.ds), generator=self.g), 0, self.epoch + 1
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        flip = torch.rand(self.batch_size, generator=self.g) < 0.5 if self.ds.hflip else None
+        mine = slice(self.rank * len(idx) // self.world, (self.rank + 1) * len(idx) // self.world)
+        x, y = self.ds.images[idx[mine]], self.ds.labels[idx[mine]]
+        if flip is not None: x = torch.where(flip[mine, None, None, None], x.flip(-1), x)
+        return x, y
+
+    def state_dict(self) -> dict: return dict(perm=self.perm.clone(), pos=self.pos, epoch=self.epoch)
+
+    def load_state_dict(self, s: dict):
+        if len(s['perm']) != len(self.ds):
+            raise DataError(f"this batch position is for a dataset of {len(s['perm'])} images, but {self.ds.name} "
+                            f"holds {len(self.ds)}: resume with the data the run was started with")
+        self.perm, self.pos, self.epoch = s['perm'].clone(), int(s['pos']), int(s['epoch'])

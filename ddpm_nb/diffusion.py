@@ -5,18 +5,19 @@
 # %% ../nbs/05_diffusion.ipynb #27d1f2c7
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Iterator
 import torch
+import torch.distributed as dist
+from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .presets import Preset, Prediction, VarianceName, LossName
+from .presets import Preset, Prediction, VarianceName, LossName, Sampler, check_choice
 from .schedules import Schedule, check_t, extract
-from .forward import q_sample, q_posterior, predict_eps_from_x0
+from .forward import q_sample, predict_eps_from_x0
 from .elbo import p_mean_var_from_output, training_loss
 
 # %% auto #0
-__all__ = ['check_labels', 'Diffusion', 'LossAwareSampler', 'spaced_timesteps', 'toy_data', 'ToyNet', 'StepOutput',
-           'SchedulerAdapter']
+__all__ = ['check_labels', 'Diffusion', 'NoiseDraw', 'LossAwareSampler', 'spaced_timesteps', 'StepOutput', 'SchedulerAdapter']
 
 # %% ../nbs/05_diffusion.ipynb #f5005061
 def _num_classes(eps_model) -> int | None: return getattr(eps_model, 'num_classes', None)
@@ -28,17 +29,18 @@ def _null_class(eps_model) -> int:
     return n
 
 def check_labels(eps_model, y: torch.Tensor | None, batch: int, allow_null: bool = False) -> torch.Tensor | None:
-    "Validate class labels `y` for `eps_model`: required and in range for a conditional model, absent for an unconditional one."
+    "Validate labels `y` for `eps_model`: required and in range for a conditional model, absent for an unconditional one."
     n = _num_classes(eps_model)
     if n is None:
         if y is not None: raise ValueError("labels y were given but the model is unconditional (num_classes=None); drop y")
         return None
     if y is None: raise ValueError(f"the model is conditional ({n} classes): pass labels y, shape ({batch},), values 0..{n-1}")
     if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.shape != (batch,):
-        raise ValueError(f"labels y must be an integer tensor of shape ({batch},), got "
-                         + (f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__))
+        got = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"labels y must be an integer tensor of shape ({batch},), got {got}")
     hi = n if allow_null else n - 1
-    if len(y) and (y.min() < 0 or y.max() > hi): raise ValueError(f"labels must lie in 0..{hi}, got {y.min().item()}..{y.max().item()}")
+    if len(y) and (y.min() < 0 or y.max() > hi):
+        raise ValueError(f"labels must lie in 0..{hi}, got {y.min().item()}..{y.max().item()}")
     return y
 
 # %% ../nbs/05_diffusion.ipynb #14c045c8
@@ -55,11 +57,12 @@ class Diffusion:
     min_snr_gamma: float = 0.0     # > 0: min-SNR-gamma weights on L_simple (Hang et al. 2023, chapter 3)
 
     def __post_init__(self):
-        for name, allowed in [('prediction', Prediction), ('variance', VarianceName), ('loss_type', LossName)]:
-            v, ok = getattr(self, name), allowed.__args__
-            if v not in ok: raise ValueError(f"{name}={v!r} is not one of {', '.join(ok)}")
+        check_choice(self.prediction, Prediction, 'prediction')
+        check_choice(self.variance, VarianceName, 'variance')
+        check_choice(self.loss_type, LossName, 'loss_type')
         if not 0 <= self.p_uncond < 1: raise ValueError(f"p_uncond must lie in [0, 1), got {self.p_uncond}")
-        if not (math.isfinite(self.min_snr_gamma) and self.min_snr_gamma >= 0): raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {self.min_snr_gamma}")
+        if not (math.isfinite(self.min_snr_gamma) and self.min_snr_gamma >= 0):
+            raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {self.min_snr_gamma}")
         if self.timestep_map is None: object.__setattr__(self, 'timestep_map', torch.arange(self.schedule.T))
 
     @property
@@ -70,40 +73,77 @@ class Diffusion:
         "The diffusion of a run preset (schedule, prediction, variance, loss and its weighting, label dropout)."
         return cls(Schedule.from_preset(p), p.prediction, p.variance, p.loss, p.p_uncond, min_snr_gamma=p.min_snr_gamma)
 
-# %% ../nbs/05_diffusion.ipynb #68c8f2f9
-def _drop_labels(self: Diffusion, eps_model, y, generator=None):
-    "Labels with each replaced by the model's null class with probability p_uncond (label dropout for guidance)."
-    if y is None or self.p_uncond == 0: return y
-    drop = torch.rand(y.shape, generator=generator, device=generator.device if generator else y.device).to(y.device) < self.p_uncond
-    return torch.where(drop, torch.full_like(y, _null_class(eps_model)), y)
+    def to(self, device) -> Diffusion:
+        "This diffusion with its schedule on `device` (done once per sampling run, not at every step)."
+        return replace(self, schedule=self.schedule.to(device))
 
-def _training_losses(self: Diffusion, eps_model, x0, y=None, t=None, eps=None, generator=None) -> dict:
-    "Per-example loss of Algorithm 1 for `x0` with labels `y` as given (no dropout); `t` uniform and `eps` drawn unless given."
+# %% ../nbs/05_diffusion.ipynb #68c8f2f9
+@dataclass(frozen=True)
+class NoiseDraw:
+    "The random part of one step of Algorithm 1 for a batch: t, its importance weights, the noise, label dropout."
+    t: torch.Tensor          # (B,) code indices 0..T-1
+    weight: torch.Tensor     # (B,) 1, or 1 / (T p(t)) when t is importance-sampled
+    eps: torch.Tensor        # (B, C, ...) the noise of Eq. 4
+    drop: torch.Tensor       # (B,) bool: this label becomes the null class
+
+    def part(self, i: int, n: int) -> NoiseDraw:
+        "The i-th of n equal consecutive slices: one process's or one micro-batch's share of the batch."
+        B = len(self.t)
+        if B % n or not 0 <= i < n: raise ValueError(f"cannot take part {i} of {n} of a batch of {B}")
+        s = slice(i * B // n, (i + 1) * B // n)
+        return NoiseDraw(self.t[s], self.weight[s], self.eps[s], self.drop[s])
+
+    def to(self, device) -> NoiseDraw:
+        return NoiseDraw(*(v.to(device, non_blocking=True) for v in (self.t, self.weight, self.eps, self.drop)))
+
+# %% ../nbs/05_diffusion.ipynb #05421d70
+@patch
+def draw(self: Diffusion, shape, generator: torch.Generator | None = None, t_sampler=None, device=None,
+         dtype=torch.float32) -> NoiseDraw:
+    "Draw t (uniform, or from `t_sampler`), eps and the label-dropout mask for a batch of images of `shape`."
+    B, gdev = shape[0], generator.device if generator is not None else torch.device(device or 'cpu')
+    if t_sampler is None:
+        t = torch.randint(0, self.T, (B,), generator=generator, device=gdev)
+        weight = torch.ones(B, device=gdev)
+    else: t, weight = (v.to(gdev) for v in t_sampler.sample(B, generator=generator))
+    eps = torch.randn(tuple(shape), generator=generator, device=gdev, dtype=dtype)
+    drop = torch.rand(B, generator=generator, device=gdev) < self.p_uncond
+    return NoiseDraw(t, weight, eps, drop).to(device or gdev)
+
+@patch
+def drop_labels(self: Diffusion, eps_model, y, drop: torch.Tensor):
+    "Labels `y` with those marked in `drop` replaced by the model's null class (label dropout for guidance)."
+    if y is None or self.p_uncond == 0: return y
+    return torch.where(drop.to(y.device), torch.full_like(y, _null_class(eps_model)), y)
+
+# %% ../nbs/05_diffusion.ipynb #b9c5b2cf
+@patch
+def training_losses(self: Diffusion, eps_model, x0, y=None, t=None, eps=None, generator=None) -> dict:
+    "Per-example loss of Algorithm 1 for `x0` with labels `y` as given (no dropout); t and eps drawn unless given."
     B = x0.shape[0]
     y = check_labels(eps_model, y, B, allow_null=True)
-    dev = generator.device if generator is not None else x0.device
-    if t is None: t = torch.randint(0, self.T, (B,), generator=generator, device=dev).to(x0.device)
-    if eps is None: eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
+    if t is None or eps is None:
+        d = self.draw(x0.shape, generator, device=x0.device, dtype=x0.dtype)
+        t, eps = (d.t if t is None else t), (d.eps if eps is None else eps)
     xt = q_sample(self.schedule, x0, t, eps=eps)
     out = eps_model(xt, self.timestep_map.to(t.device)[t], y)
-    loss = training_loss(self.schedule, out, x0, xt, eps, t, self.prediction, self.variance, self.loss_type, self.hybrid_lambda,
-                         self.min_snr_gamma)
+    loss = training_loss(self.schedule, out, x0, xt, eps, t, self.prediction, self.variance, self.loss_type,
+                         self.hybrid_lambda, self.min_snr_gamma)
     return dict(loss=loss, t=t, xt=xt, out=out)
 
-def _loss(self: Diffusion, eps_model, x0, y=None, generator=None, t_sampler=None) -> torch.Tensor:
-    "Scalar loss of Algorithm 1 with label dropout; with a `t_sampler`, t is importance-sampled and the loss reweighted."
-    y = self.drop_labels(eps_model, check_labels(eps_model, y, x0.shape[0]), generator)
-    if t_sampler is None: return self.training_losses(eps_model, x0, y, generator=generator)['loss'].mean()
-    t, w = t_sampler.sample(x0.shape[0], generator=generator)
-    losses = self.training_losses(eps_model, x0, y, t=t.to(x0.device), generator=generator)['loss']
-    t_sampler.update(t, losses.detach())
-    return (losses * w.to(losses)).mean()
-
-Diffusion.drop_labels, Diffusion.training_losses, Diffusion.loss = _drop_labels, _training_losses, _loss
+@patch
+def loss(self: Diffusion, eps_model, x0, y=None, generator=None, t_sampler=None, draw: NoiseDraw | None = None):
+    "Scalar loss of Algorithm 1 with label dropout; t uniform, or drawn by `t_sampler` and reweighted to stay unbiased."
+    y = check_labels(eps_model, y, x0.shape[0])
+    d = draw if draw is not None else self.draw(x0.shape, generator, t_sampler, x0.device, x0.dtype)
+    if len(d.t) != len(x0): raise ValueError(f"the draw is for {len(d.t)} images but x0 holds {len(x0)}")
+    losses = self.training_losses(eps_model, x0, self.drop_labels(eps_model, y, d.drop), t=d.t, eps=d.eps)['loss']
+    if t_sampler is not None: t_sampler.update(d.t, losses.detach())
+    return (losses * d.weight.to(losses)).mean()
 
 # %% ../nbs/05_diffusion.ipynb #1fcf5b06
 class LossAwareSampler:
-    "Importance sampling of t with p(t) proportional to sqrt(E[L_t^2]) over recent losses (Nichol & Dhariwal 2021, Sec. 3.3)."
+    "Importance sampling of t, p(t) proportional to sqrt(E[L_t^2]) over recent losses (Nichol & Dhariwal 2021, Sec. 3.3)."
     def __init__(self, T: int, history: int = 10, uniform_prob: float = 0.001):
         self.T, self.history, self.uniform_prob = T, history, uniform_prob
         self.losses, self.counts = torch.zeros(T, history, dtype=torch.float64), torch.zeros(T, dtype=torch.long)
@@ -121,20 +161,35 @@ class LossAwareSampler:
         return t, (1 / (self.T * p[t])).float()
 
     def update(self, t: torch.Tensor, losses: torch.Tensor):
-        "Record the per-example losses seen at timesteps `t` (a rolling window per t)."
-        for ti, li in zip(t.tolist(), losses.detach().double().cpu().tolist()):
+        "Record the losses seen at timesteps `t` (a rolling window per t); under DDP every rank's, so all stay equal."
+        pairs = list(zip(t.tolist(), losses.detach().double().cpu().tolist()))
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            every = [None] * dist.get_world_size()
+            dist.all_gather_object(every, pairs)
+            pairs = [p for rank in every for p in rank]
+        for ti, li in pairs:
             self.losses[ti] = torch.cat([self.losses[ti, 1:], torch.tensor([li], dtype=torch.float64)])
             self.counts[ti] += 1
 
+    def state_dict(self) -> dict: return dict(losses=self.losses.clone(), counts=self.counts.clone())
+    def load_state_dict(self, s: dict): self.losses, self.counts = s['losses'].clone(), s['counts'].clone()
+
 # %% ../nbs/05_diffusion.ipynb #fefa6ee5
-def _model_out(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0) -> torch.Tensor:
+@patch
+def net_timesteps(self: Diffusion, t: torch.Tensor | int, batch: int, device) -> torch.Tensor:
+    "The original timesteps (B,) the network is called with at index `t` (a tensor, or one int for the batch)."
+    if type(t) is int: return torch.full((batch,), int(self.timestep_map[t]), device=device, dtype=torch.long)
+    return self.timestep_map.to(t.device)[t]
+
+@patch
+def model_out(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0) -> torch.Tensor:
     "Network output at (xt, t, y), with classifier-free guidance of scale `guidance` (one batched call of 2B)."
     B = xt.shape[0]
-    check_t(t, self.T)
-    tm = self.timestep_map.to(t.device)[t]
+    tm = self.net_timesteps(check_t(t, self.T), B, xt.device)
     if guidance == 0: return eps_model(xt, tm, check_labels(eps_model, y, B, allow_null=True))
     if _num_classes(eps_model) is None or y is None:
-        raise ValueError(f"guidance={guidance} needs a conditional model and labels y; use guidance=0 for an unconditional model")
+        raise ValueError(f"guidance={guidance} needs a conditional model and labels y; "
+                         "use guidance=0 for an unconditional model")
     y = check_labels(eps_model, y, B)
     out = eps_model(torch.cat([xt, xt]), torch.cat([tm, tm]), torch.cat([y, torch.full_like(y, _null_class(eps_model))]))
     cond, uncond = out[:B], out[B:]
@@ -142,12 +197,11 @@ def _model_out(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0)
     guided = (1 + guidance) * cond[:, :C] - guidance * uncond[:, :C]
     return torch.cat([guided, cond[:, C:]], 1)
 
-def _p_mean_var(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0, clip_x0: bool = True) -> dict:
+@patch
+def p_mean_var(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0, clip_x0: bool = True) -> dict:
     "Mean, variance, log-variance of p(x_{t-1} | x_t) and the x0/eps predictions (Eqs. 1, 11), guided by `guidance`."
     out = self.model_out(eps_model, xt, t, y, guidance)
     return p_mean_var_from_output(self.schedule, out, xt, t, self.prediction, self.variance, clip_x0=clip_x0)
-
-Diffusion.model_out, Diffusion.p_mean_var = _model_out, _p_mean_var
 
 # %% ../nbs/05_diffusion.ipynb #5695d13a
 def _device_of(eps_model, default='cpu') -> torch.device:
@@ -158,136 +212,122 @@ def _noise(shape, generator, device, dtype=torch.float32):
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
 
+@patch
 def _start(self: Diffusion, eps_model, shape, y, x_T, generator):
-    "Validated labels, the starting noise x_T and the device for a sampler."
+    "Validated labels and the starting noise x_T, on the device the sampler runs on."
     if len(shape) < 2 or shape[0] < 1: raise ValueError(f"shape must be (B, C, ...) with B >= 1, got {tuple(shape)}")
     device = x_T.device if x_T is not None else _device_of(eps_model)
     y = check_labels(eps_model, y, shape[0], allow_null=True)
-    if x_T is not None and tuple(x_T.shape) != tuple(shape): raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    if x_T is not None and tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
     if x_T is not None and not torch.isfinite(x_T).all(): raise ValueError("x_T contains NaN or inf")
-    return (y.to(device) if y is not None else None), (x_T if x_T is not None else _noise(shape, generator, device)), device
+    x = x_T if x_T is not None else _noise(shape, generator, device)
+    return (y.to(device) if y is not None else None), x
 
 # %% ../nbs/05_diffusion.ipynb #093582a3
-def _p_sample_steps(self: Diffusion, eps_model, shape, y=None, guidance: float = 0.0, generator=None, x_T=None,
-                    clip_x0: bool = True, progress: bool = False) -> Iterator[dict]:
+@patch
+def ancestral_step(self: Diffusion, out, x, t: int, generator=None, clip_x0: bool = True) -> dict:
+    "One step of Algorithm 2 from x_t, given the network's output there: x_{t-1} = mu + sigma z, no noise at t = 0."
+    p = p_mean_var_from_output(self.schedule, out, x, t, self.prediction, self.variance, clip_x0)
+    if t == 0: return dict(x=p['mean'], x0_hat=p['x0_hat'])
+    return dict(x=p['mean'] + (0.5 * p['log_var']).exp() * _noise(x.shape, generator, x.device, x.dtype),
+                x0_hat=p['x0_hat'])
+
+@patch
+def p_sample_steps(self: Diffusion, eps_model, shape, y=None, guidance: float = 0.0, generator=None, x_T=None,
+                   clip_x0: bool = True, progress: bool = False) -> Iterator[dict]:
     "Algorithm 2 as a generator: after each reverse step yields dict(t=index stepped from, x=x_{t-1}, x0_hat)."
-    y, x, device = _start(self, eps_model, shape, y, x_T, generator)   # checked now, not at the first next()
-    return _ancestral(self, eps_model, x, y, guidance, generator, clip_x0, progress)
+    y, x = self._start(eps_model, shape, y, x_T, generator)        # checked now, not at the first next()
+    return _ancestral(self.to(x.device), eps_model, x, y, guidance, generator, clip_x0, progress)
 
 @torch.no_grad()
-def _ancestral(self, eps_model, x, y, guidance, generator, clip_x0, progress):
-    shape, device = x.shape, x.device
-    for i in tqdm(range(self.T - 1, -1, -1), disable=not progress, desc='sampling'):
-        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-        p = self.p_mean_var(eps_model, x, t, y, guidance, clip_x0)
-        x = p['mean'] + ((0.5 * p['log_var']).exp() * _noise(shape, generator, device, x.dtype) if i > 0 else 0)
-        yield dict(t=i, x=x, x0_hat=p['x0_hat'])
+def _ancestral(d: Diffusion, eps_model, x, y, guidance, generator, clip_x0, progress):
+    for i in tqdm(range(d.T - 1, -1, -1), disable=not progress, desc='sampling'):
+        step = d.ancestral_step(d.model_out(eps_model, x, i, y, guidance), x, i, generator, clip_x0)
+        x = step['x']
+        yield dict(t=i, **step)
 
 def _last(steps: Iterator[dict]) -> torch.Tensor:
     "Run a sampling generator to the end and return its final state."
     for s in steps: pass
     return s['x']
 
-Diffusion.p_sample_steps = _p_sample_steps
-
 # %% ../nbs/05_diffusion.ipynb #3da74b9e
 def spaced_timesteps(T: int, k: int) -> torch.Tensor:
     "k timesteps evenly spaced over 0..T-1, always including 0 and T-1."
-    if not isinstance(k, int) or not 1 <= k <= T: raise ValueError(f"the number of sampling steps must be an integer in 1..{T}, got {k!r}")
+    if not isinstance(k, int) or not 1 <= k <= T:
+        raise ValueError(f"the number of sampling steps must be an integer in 1..{T}, got {k!r}")
     if k == 1: return torch.tensor([T - 1])
     return torch.linspace(0, T - 1, k, dtype=torch.float64).round().long().unique()
 
-def _respace(self: Diffusion, timesteps) -> Diffusion:
-    "The diffusion over a subsequence of this one's steps, betas recomputed from the kept alpha_bar (Nichol & Dhariwal 2021)."
-    ts = torch.as_tensor(timesteps, dtype=torch.long).unique()   # sorted, no repeats
+@patch
+def respace(self: Diffusion, timesteps) -> Diffusion:
+    "The diffusion over a subsequence of its steps, betas recomputed from the kept alpha_bar (Nichol & Dhariwal 2021)."
+    ts = torch.as_tensor(timesteps, dtype=torch.long).cpu().unique()   # sorted, no repeats
     check_t(ts, self.T)
-    return replace(self, schedule=Schedule.from_alpha_bar(self.schedule.alpha_bar[ts]), timestep_map=self.timestep_map[ts])
-
-Diffusion.respace = _respace
+    ab = self.schedule.alpha_bar.cpu()[ts]
+    return replace(self, schedule=Schedule.from_alpha_bar(ab).to(self.schedule.device),
+                   timestep_map=self.timestep_map[ts])
 
 # %% ../nbs/05_diffusion.ipynb #000a3ac5
-def _ddim_mean_var(self: Diffusion, x, t, x0_hat, eta: float):
-    "Mean and variance of one DDIM step from index t to t-1 given x0_hat (DDIM Eqs. 12, 16); eps re-derived from x0_hat."
+@patch
+def ddim_mean_var(self: Diffusion, x, t, x0_hat, eta: float):
+    "Mean and variance of one DDIM step from index t to t-1 given x0_hat (DDIM Eqs. 12, 16); eps re-derived from it."
     eps_hat = predict_eps_from_x0(self.schedule, x, t, x0_hat)
     ab, ab_prev = (extract(a, t, x.shape).to(x) for a in (self.schedule.alpha_bar, self.schedule.alpha_bar_prev))
     var = eta ** 2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
     return ab_prev.sqrt() * x0_hat + (1 - ab_prev - var).clamp(min=0).sqrt() * eps_hat, var
 
-def _ddim_steps(self: Diffusion, eps_model, shape, y=None, eta: float = 0.0, guidance: float = 0.0, generator=None,
-                x_T=None, clip_x0: bool = True, progress: bool = False) -> Iterator[dict]:
+@patch
+def ddim_steps(self: Diffusion, eps_model, shape, y=None, eta: float = 0.0, guidance: float = 0.0, generator=None,
+               x_T=None, clip_x0: bool = True, progress: bool = False) -> Iterator[dict]:
     "DDIM over every step of this diffusion (respace first for fewer) as a generator yielding dict(t, x, x0_hat)."
     if eta < 0: raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM's noise), got {eta}")
-    y, x, device = _start(self, eps_model, shape, y, x_T, generator)
-    return _ddim(self, eps_model, x, y, eta, guidance, generator, clip_x0, progress)
+    y, x = self._start(eps_model, shape, y, x_T, generator)
+    return _ddim(self.to(x.device), eps_model, x, y, eta, guidance, generator, clip_x0, progress)
 
 @torch.no_grad()
-def _ddim(self, eps_model, x, y, eta, guidance, generator, clip_x0, progress):
-    shape, device = x.shape, x.device
-    for i in tqdm(range(self.T - 1, -1, -1), disable=not progress, desc='DDIM'):
-        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-        x0_hat = self.p_mean_var(eps_model, x, t, y, guidance, clip_x0)['x0_hat']
-        mean, var = _ddim_mean_var(self, x, t, x0_hat, eta)
-        x = mean + (var.sqrt() * _noise(shape, generator, device, x.dtype) if i > 0 and eta > 0 else 0)
+def _ddim(d: Diffusion, eps_model, x, y, eta, guidance, generator, clip_x0, progress):
+    for i in tqdm(range(d.T - 1, -1, -1), disable=not progress, desc='DDIM'):
+        x0_hat = d.p_mean_var(eps_model, x, i, y, guidance, clip_x0)['x0_hat']
+        mean, var = d.ddim_mean_var(x, i, x0_hat, eta)
+        x = mean + var.sqrt() * _noise(x.shape, generator, x.device, x.dtype) if i > 0 and eta > 0 else mean
         yield dict(t=i, x=x, x0_hat=x0_hat)
 
-Diffusion.ddim_steps = _ddim_steps
-
 # %% ../nbs/05_diffusion.ipynb #83420f3c
+@patch
 @torch.no_grad()
-def _ddim_invert(self: Diffusion, eps_model, x0, y=None, guidance: float = 0.0, progress: bool = False) -> torch.Tensor:
+def ddim_invert(self: Diffusion, eps_model, x0, y=None, guidance: float = 0.0, progress: bool = False) -> torch.Tensor:
     "Deterministic DDIM run upwards (eta=0): the latent x_T that DDIM maps back to `x0` (Song et al. 2021, Sec. 4.3)."
     y = check_labels(eps_model, y, x0.shape[0], allow_null=True)
-    x = x0
-    for i in tqdm(range(self.T - 1), disable=not progress, desc='DDIM inversion'):
-        t = torch.full((x0.shape[0],), i, device=x0.device, dtype=torch.long)
-        x0_hat = self.p_mean_var(eps_model, x, t, y, guidance, clip_x0=False)['x0_hat']
-        eps_hat = predict_eps_from_x0(self.schedule, x, t, x0_hat)
-        ab_next = extract(self.schedule.alpha_bar, t + 1, x.shape).to(x)
+    d, x = self.to(x0.device), x0
+    for i in tqdm(range(d.T - 1), disable=not progress, desc='DDIM inversion'):
+        x0_hat = d.p_mean_var(eps_model, x, i, y, guidance, clip_x0=False)['x0_hat']
+        eps_hat = predict_eps_from_x0(d.schedule, x, i, x0_hat)
+        ab_next = extract(d.schedule.alpha_bar, i + 1, x.shape).to(x)
         x = ab_next.sqrt() * x0_hat + (1 - ab_next).sqrt() * eps_hat
     return x
 
-Diffusion.ddim_invert = _ddim_invert
-
 # %% ../nbs/05_diffusion.ipynb #bae65f74
-def _sample_steps(self: Diffusion, eps_model, shape, y=None, steps: int | None = None, sampler: str = 'ancestral',
-                  eta: float = 0.0, guidance: float = 0.0, generator=None, x_T=None, clip_x0: bool = True,
-                  progress: bool = False) -> Iterator[dict]:
+@patch
+def sample_steps(self: Diffusion, eps_model, shape, y=None, steps: int | None = None, sampler: Sampler = 'ancestral',
+                 eta: float = 0.0, guidance: float = 0.0, generator=None, x_T=None, clip_x0: bool = True,
+                 progress: bool = False) -> Iterator[dict]:
     "The generator of `sampler` ('ancestral' or 'ddim') over `steps` evenly spaced steps (default: all T)."
-    if not math.isfinite(guidance): raise ValueError(f"guidance must be a finite number (0: the plain conditional model), got {guidance}")
-    if not (math.isfinite(eta) and eta >= 0): raise ValueError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta}")
+    check_choice(sampler, Sampler, 'sampler')
+    if not math.isfinite(guidance):
+        raise ValueError(f"guidance must be a finite number (0: the plain conditional model), got {guidance}")
+    if not (math.isfinite(eta) and eta >= 0):
+        raise ValueError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta}")
     d = self if steps is None or steps == self.T else self.respace(spaced_timesteps(self.T, steps))
     kw = dict(y=y, guidance=guidance, generator=generator, x_T=x_T, clip_x0=clip_x0, progress=progress)
     if sampler == 'ancestral': return d.p_sample_steps(eps_model, shape, **kw)
-    if sampler == 'ddim': return d.ddim_steps(eps_model, shape, eta=eta, **kw)
-    raise ValueError(f"unknown sampler {sampler!r}: choose 'ancestral' or 'ddim'")
+    return d.ddim_steps(eps_model, shape, eta=eta, **kw)
 
-def _sample(self: Diffusion, eps_model, shape, y=None, **kwargs) -> torch.Tensor:
+@patch
+def sample(self: Diffusion, eps_model, shape, y=None, **kwargs) -> torch.Tensor:
     "Samples of shape `shape` (labels `y` for a conditional model); see `sample_steps` for the options."
     return _last(self.sample_steps(eps_model, shape, y, **kwargs))
-
-Diffusion.sample_steps, Diffusion.sample = _sample_steps, _sample
-
-# %% ../nbs/05_diffusion.ipynb #7c09ab8c
-import torch.nn as nn
-from .unet import timestep_embedding
-
-def toy_data(n, generator):
-    "n points from four labelled arcs in the plane, coordinates within about [-1, 1]."
-    y = torch.randint(0, 4, (n,), generator=generator)
-    angle = y * (math.pi / 2) + (torch.rand(n, generator=generator) - 0.5) * 1.2
-    r = 0.75 + 0.06 * torch.randn(n, generator=generator)
-    return torch.stack([r * angle.cos(), r * angle.sin()], 1), y
-
-class ToyNet(nn.Module):
-    "A conditional MLP noise predictor for 2-D points; class `num_classes` is the null ('no class') label."
-    def __init__(self, num_classes=4, hidden=128):
-        super().__init__()
-        self.num_classes, self.null_class, self.hidden = num_classes, num_classes, hidden
-        self.inp, self.temb = nn.Linear(2, hidden), nn.Linear(hidden, hidden)
-        self.yemb = nn.Embedding(num_classes + 1, hidden)
-        self.body = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
-    def forward(self, x, t, y):
-        return self.body(self.inp(x) + self.temb(timestep_embedding(t, self.hidden)) + self.yemb(y))
 
 # %% ../nbs/05_diffusion.ipynb #31c23ec2
 @dataclass
@@ -307,14 +347,13 @@ class SchedulerAdapter:
         self.diffusion = self.base.respace(spaced_timesteps(self.base.T, num_inference_steps))
         self.timesteps = self.diffusion.timestep_map.flip(0)
 
-    def add_noise(self, original_samples, noise, timesteps): return q_sample(self.base.schedule, original_samples, timesteps, eps=noise)
+    def add_noise(self, original_samples, noise, timesteps):
+        return q_sample(self.base.schedule, original_samples, timesteps, eps=noise)
 
     def step(self, model_output, timestep, sample, generator=None) -> StepOutput:
-        "One ancestral step from `sample` at original timestep `timestep`, given the network's output there."
-        d = self.diffusion
-        i = int((d.timestep_map == int(timestep)).nonzero()[0]) if (d.timestep_map == int(timestep)).any() else None
-        if i is None: raise ValueError(f"timestep {int(timestep)} is not one of this scheduler's timesteps; call set_timesteps and use .timesteps")
-        t = torch.full((sample.shape[0],), i, dtype=torch.long, device=sample.device)
-        p = p_mean_var_from_output(d.schedule, model_output, sample, t, d.prediction, d.variance, clip_x0=True)
-        noise = _noise(sample.shape, generator, sample.device, sample.dtype) if i > 0 else 0
-        return StepOutput(p['mean'] + (0.5 * p['log_var']).exp() * noise, p['x0_hat'])
+        "One ancestral step (the `Diffusion`'s own) from `sample` at original timestep `timestep`, given the output."
+        hit = (self.diffusion.timestep_map == int(timestep)).nonzero()
+        if not len(hit): raise ValueError(f"timestep {int(timestep)} is not one of this scheduler's timesteps; "
+                                          "call set_timesteps and use .timesteps")
+        s = self.diffusion.to(sample.device).ancestral_step(model_output, sample, int(hit[0]), generator)
+        return StepOutput(s['x'], s['x0_hat'])

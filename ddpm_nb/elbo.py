@@ -7,10 +7,10 @@ from __future__ import annotations
 import math, typing
 import torch
 from tqdm.auto import tqdm
-from .presets import Prediction, VarianceName, LossName
-from .schedules import Schedule, check_t
+from .presets import Prediction, VarianceName, LossName, check_choice
+from .schedules import Schedule, check_t, extract
 from .forward import q_sample, q_mean_var, q_posterior, predict_x0_from_eps, predict_eps_from_x0
-from .forward import _coef, _check_x, _check_like   # the shared input checks and coefficient gather
+from .forward import coef, check_x, check_like
 
 # %% auto #0
 __all__ = ['mean_flat', 'normal_kl', 'prior_bpd', 'discretized_gaussian_log_likelihood', 'predict_v', 'predict_x0_from_v',
@@ -19,12 +19,6 @@ __all__ = ['mean_flat', 'normal_kl', 'prior_bpd', 'discretized_gaussian_log_like
            'bpd_of_dataset']
 
 # %% ../nbs/03_elbo.ipynb #d7693998
-def _option(value, lit, name: str):
-    "Check `value` is one of the `Literal` type `lit`'s values; the error lists them."
-    allowed = typing.get_args(lit)
-    if value not in allowed: raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
-    return value
-
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
     "Mean over every dimension but the batch one: (B, ...) -> (B,)."
     return x.mean(dim=tuple(range(1, x.ndim)))
@@ -33,13 +27,15 @@ def _broadcasts_to(v, shape, name: str, ref: str) -> torch.Tensor:
     v = torch.as_tensor(v)
     try: ok = torch.broadcast_shapes(v.shape, shape) == shape
     except RuntimeError: ok = False
-    if not ok: raise ValueError(f"{name} has shape {tuple(v.shape)}, which does not broadcast to {ref}'s shape {tuple(shape)}: "
-                                f"give the same shape, one value per example (B, 1, ..., 1), or a scalar")
+    if not ok:
+        raise ValueError(f"{name} has shape {tuple(v.shape)}, which does not broadcast to {ref}'s shape {tuple(shape)}: "
+                         f"give the same shape, one value per example (B, 1, ..., 1), or a scalar")
     return v
 
 def _check_unit_range(x: torch.Tensor, name: str) -> torch.Tensor:
     if x.numel() and (x.min() < -1 - 1e-6 or x.max() > 1 + 1e-6):
-        raise ValueError(f"{name} must be an image scaled to [-1, 1] (256 bins of width 2/255), got values in {x.min().item():.4g}..{x.max().item():.4g}")
+        raise ValueError(f"{name} must be an image scaled to [-1, 1] (256 bins of width 2/255), got values in "
+                         f"{x.min().item():.4g}..{x.max().item():.4g}")
     return x
 
 # %% ../nbs/03_elbo.ipynb #84da70b5
@@ -47,28 +43,28 @@ def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     "Elementwise KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats, for diagonal Gaussians."
     mean1, mean2 = torch.as_tensor(mean1), torch.as_tensor(mean2)
     if mean1.ndim and mean2.ndim and mean1.shape != mean2.shape:
-        raise ValueError(f"mean1 has shape {tuple(mean1.shape)} but mean2 has shape {tuple(mean2.shape)}; they must match (or one be a scalar)")
+        raise ValueError(f"mean1 has shape {tuple(mean1.shape)} but mean2 has shape {tuple(mean2.shape)}; "
+                         "they must match (or one be a scalar)")
     shape = mean1.shape if mean1.ndim else mean2.shape
-    lv1, lv2 = _broadcasts_to(logvar1, shape, 'logvar1', 'the means'), _broadcasts_to(logvar2, shape, 'logvar2', 'the means')
+    lv1 = _broadcasts_to(logvar1, shape, 'logvar1', 'the means')
+    lv2 = _broadcasts_to(logvar2, shape, 'logvar2', 'the means')
     return 0.5 * (lv2 - lv1 + torch.exp(lv1 - lv2) + (mean1 - mean2) ** 2 * torch.exp(-lv2) - 1)
 
 # %% ../nbs/03_elbo.ipynb #025f528e
 def prior_bpd(schedule: Schedule, x0: torch.Tensor) -> torch.Tensor:
     "L_T in bits/dim per example: KL(q(x_T | x_0) || N(0, I)) averaged over dimensions (the prior term of Eq. 5)."
-    _check_x(x0, 'x0')
-    t = torch.full((x0.shape[0],), schedule.T - 1, dtype=torch.long, device=x0.device)
-    mean, _, log_var = q_mean_var(schedule, x0, t)
+    mean, _, log_var = q_mean_var(schedule, check_x(x0, 'x0'), schedule.T - 1)
     return mean_flat(normal_kl(mean, log_var, 0., 0.)) / math.log(2)
 
 # %% ../nbs/03_elbo.ipynb #cc737327
 def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale) -> torch.Tensor:
     "Elementwise log-probability in nats of 8-bit x in [-1, 1] under N(mean, exp(log_scale)^2) binned as in Eq. 13."
-    _check_like(mean, _check_x(x, 'x'), 'mean', 'x')
+    check_like(mean, check_x(x, 'x'), 'mean', 'x')
     log_scale = _broadcasts_to(log_scale, x.shape, 'log_scale', 'x').to(x)
     _check_unit_range(x, 'x')
     inv_std, centered = torch.exp(-log_scale), x - mean
     upper, lower = inv_std * (centered + 1 / 255), inv_std * (centered - 1 / 255)
-    right = centered > 0                                                      # bin right of the mean: mirror it to the left tail
+    right = centered > 0                                       # bin right of the mean: mirror it to the left tail
     hi, lo = torch.where(right, -lower, upper), torch.where(right, -upper, lower)
     log_mid = torch.log((torch.special.ndtr(hi) - torch.special.ndtr(lo)).clamp(min=1e-12))
     return torch.where(x < -0.999, torch.special.log_ndtr(upper),
@@ -77,76 +73,90 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
 # %% ../nbs/03_elbo.ipynb #2a3cf73c
 def predict_v(schedule: Schedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     "The velocity v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022, arXiv:2202.00512)."
-    _check_like(eps, _check_x(x0, 'x0'), 'eps', 'x0')
-    return _coef(schedule.sqrt_alpha_bar, t, x0) * eps - _coef(schedule.sqrt_one_minus_alpha_bar, t, x0) * x0
+    check_like(eps, check_x(x0, 'x0'), 'eps', 'x0')
+    check_t(t, schedule.T)
+    return coef(schedule.sqrt_alpha_bar, t, x0) * eps - coef(schedule.sqrt_one_minus_alpha_bar, t, x0) * x0
 
 def predict_x0_from_v(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "x0 from x_t and v: sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v (the rotation inverted)."
-    _check_like(v, _check_x(xt, 'xt'), 'v', 'xt')
-    return _coef(schedule.sqrt_alpha_bar, t, xt) * xt - _coef(schedule.sqrt_one_minus_alpha_bar, t, xt) * v
+    check_like(v, check_x(xt, 'xt'), 'v', 'xt')
+    check_t(t, schedule.T)
+    return coef(schedule.sqrt_alpha_bar, t, xt) * xt - coef(schedule.sqrt_one_minus_alpha_bar, t, xt) * v
 
 def predict_eps_from_v(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "eps from x_t and v: sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v (the rotation inverted)."
-    _check_like(v, _check_x(xt, 'xt'), 'v', 'xt')
-    return _coef(schedule.sqrt_one_minus_alpha_bar, t, xt) * xt + _coef(schedule.sqrt_alpha_bar, t, xt) * v
+    check_like(v, check_x(xt, 'xt'), 'v', 'xt')
+    check_t(t, schedule.T)
+    return coef(schedule.sqrt_one_minus_alpha_bar, t, xt) * xt + coef(schedule.sqrt_alpha_bar, t, xt) * v
 
 # %% ../nbs/03_elbo.ipynb #aecdf341
 def split_output(out: torch.Tensor, variance: VarianceName, in_channels: int):
-    "A model output (B, C or 2C, ...) split into its mean part (B, C, ...) and, for a learned variance, its variance part (else None)."
-    _option(variance, VarianceName, 'variance'); _check_x(out, 'out')
+    "Model output (B, C or 2C, ...) split into its mean part (B, C, ...) and a learned variance's part (else None)."
+    check_choice(variance, VarianceName, 'variance')
+    check_x(out, 'out')
     want = 2 * in_channels if variance == 'learned' else in_channels
     if out.shape[1] != want:
         fix = (f"a learned variance needs out_channels = 2 x in_channels = {want}" if variance == 'learned' else
-               f"variance={variance!r} needs out_channels = in_channels = {want} (only a learned variance needs out_channels = 2 x in_channels)")
+               f"variance={variance!r} needs out_channels = in_channels = {want} "
+               "(only a learned variance needs out_channels = 2 x in_channels)")
         raise ValueError(f"the model output has {out.shape[1]} channels for {in_channels}-channel images: {fix}")
     return (out[:, :in_channels], out[:, in_channels:]) if variance == 'learned' else (out, None)
 
 def model_x0_eps(schedule: Schedule, prediction: Prediction, xt: torch.Tensor, t: torch.Tensor, mean_part: torch.Tensor):
     "The model's (x0_hat, eps_hat) from its mean output read as an eps, x0 or v prediction (Eq. 4 inverted)."
-    _option(prediction, Prediction, 'prediction')
-    _check_like(mean_part, _check_x(xt, 'xt'), 'the mean part of the model output', 'xt')
+    check_choice(prediction, Prediction, 'prediction')
+    check_like(mean_part, check_x(xt, 'xt'), 'the mean part of the model output', 'xt')
     if prediction == 'eps': return predict_x0_from_eps(schedule, xt, t, mean_part), mean_part
     if prediction == 'x0': return mean_part, predict_eps_from_x0(schedule, xt, t, mean_part)
     return predict_x0_from_v(schedule, xt, t, mean_part), predict_eps_from_v(schedule, xt, t, mean_part)
 
 # %% ../nbs/03_elbo.ipynb #556b9498
 def _fixed_log_var(schedule: Schedule, variance: VarianceName) -> torch.Tensor:
-    "log sigma_t^2 for the fixed choices: log beta_tilde (clipped at t=0) or log beta with beta_tilde[1] at t=0 (official code)."
+    "log sigma_t^2, fixed: log beta_tilde (clipped at t=0), or log beta with beta_tilde[1] at t=0 (official code)."
     if variance == 'fixed_small': return schedule.log_beta_tilde_clipped
     first = schedule.beta_tilde[1:2] if schedule.T > 1 else schedule.betas[:1]
     return torch.log(torch.cat([first, schedule.betas[1:]]))
 
 def mse_weight(schedule: Schedule, prediction: Prediction = 'eps', variance: VarianceName = 'fixed_small') -> torch.Tensor:
-    "w_t (T,) with L_t = w_t ||target - output||^2 + const per dimension in nats, for a fixed variance (Eq. 12 for eps)."
-    _option(prediction, Prediction, 'prediction'); _option(variance, VarianceName, 'variance')
-    if variance == 'learned': raise ValueError("mse_weight needs a fixed variance: a learned sigma_t^2 moves with the model output")
+    "w_t (T,) with L_t = w_t ||target - output||^2 + const per dimension in nats, fixed variance (Eq. 12 for eps)."
+    check_choice(prediction, Prediction, 'prediction')
+    check_choice(variance, VarianceName, 'variance')
+    if variance == 'learned':
+        raise ValueError("mse_weight needs a fixed variance: a learned sigma_t^2 moves with the model output")
     w_x0 = schedule.posterior_coef_x0 ** 2 / (2 * _fixed_log_var(schedule, variance).exp())
     return {'x0': w_x0, 'eps': w_x0 * (1 / schedule.alpha_bar - 1), 'v': w_x0 * (1 - schedule.alpha_bar)}[prediction]
 
 # %% ../nbs/03_elbo.ipynb #cdc17447
 def model_variance(schedule: Schedule, variance: VarianceName, t: torch.Tensor, x: torch.Tensor, var_part=None):
-    "(var, log_var) of p_theta(x_{t-1} | x_t): fixed_small, fixed_large (Sec. 3.2) or learned (Nichol & Dhariwal 2021, Eq. 15)."
-    _option(variance, VarianceName, 'variance'); _check_x(x, 'x')
+    "(var, log_var) of p_theta(x_{t-1} | x_t): fixed_small, fixed_large (Sec. 3.2) or learned (Nichol & Dhariwal)."
+    check_choice(variance, VarianceName, 'variance')
+    check_x(x, 'x')
+    check_t(t, schedule.T)
     if variance != 'learned':
-        if var_part is not None: raise ValueError(f"variance={variance!r} is fixed and takes no var_part (use variance='learned')")
-        log_var = _coef(_fixed_log_var(schedule, variance), t, x)
+        if var_part is not None:
+            raise ValueError(f"variance={variance!r} is fixed and takes no var_part (use variance='learned')")
+        log_var = coef(_fixed_log_var(schedule, variance), t, x)
     else:
-        if var_part is None: raise ValueError("variance='learned' needs var_part: the second half of the model output's channels")
-        frac = (_check_like(var_part, x, 'var_part', 'x') + 1) / 2
-        log_var = frac * _coef(schedule.betas.log(), t, x) + (1 - frac) * _coef(schedule.log_beta_tilde_clipped, t, x)
+        if var_part is None:
+            raise ValueError("variance='learned' needs var_part: the second half of the model output's channels")
+        frac = (check_like(var_part, x, 'var_part', 'x') + 1) / 2       # v in [-1, 1] -> [0, 1] (released code)
+        log_var = frac * coef(schedule.betas.log(), t, x) + (1 - frac) * coef(schedule.log_beta_tilde_clipped, t, x)
     return log_var.exp(), log_var
 
 # %% ../nbs/03_elbo.ipynb #fd955696
 def p_mean_var_from_output(schedule: Schedule, out: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
                            prediction: Prediction, variance: VarianceName, clip_x0: bool = False) -> dict:
     "Mean, var, log_var of p_theta(x_{t-1} | x_t) from a raw model output, with x0_hat and eps_hat (Eqs. 7, 11)."
-    _check_x(xt, 'xt'); _check_x(out, 'out')
+    check_x(xt, 'xt')
+    check_x(out, 'out')
     if out.ndim != xt.ndim or out.shape[0] != xt.shape[0] or out.shape[2:] != xt.shape[2:]:
-        raise ValueError(f"the model output has shape {tuple(out.shape)} but xt has shape {tuple(xt.shape)}: only the channel count may differ")
+        raise ValueError(f"the model output has shape {tuple(out.shape)} but xt has shape {tuple(xt.shape)}: "
+                         "only the channel count may differ")
     mean_part, var_part = split_output(out, variance, xt.shape[1])
     x0_hat, eps_hat = model_x0_eps(schedule, prediction, xt, t, mean_part)
-    if clip_x0:
-        x0_hat = x0_hat.clamp(-1, 1); eps_hat = predict_eps_from_x0(schedule, xt, t, x0_hat)
+    if clip_x0:                                     # the official code's addition to Algorithm 2: keep x0_hat in range
+        x0_hat = x0_hat.clamp(-1, 1)
+        eps_hat = predict_eps_from_x0(schedule, xt, t, x0_hat)
     var, log_var = model_variance(schedule, variance, t, xt, var_part)
     return dict(mean=q_posterior(schedule, x0_hat, xt, t)[0], var=var, log_var=log_var, x0_hat=x0_hat, eps_hat=eps_hat)
 
@@ -154,24 +164,27 @@ def p_mean_var_from_output(schedule: Schedule, out: torch.Tensor, xt: torch.Tens
 def loss_simple(schedule: Schedule, prediction: Prediction, out_mean_part: torch.Tensor, x0: torch.Tensor,
                 eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     "L_simple per example (B,): mean squared error between the mean output and its target eps, x0 or v (Eq. 14)."
-    _option(prediction, Prediction, 'prediction'); _check_like(eps, _check_x(x0, 'x0'), 'eps', 'x0')
-    _check_like(out_mean_part, x0, 'out_mean_part', 'x0')
+    check_choice(prediction, Prediction, 'prediction')
+    check_like(eps, check_x(x0, 'x0'), 'eps', 'x0')
+    check_like(out_mean_part, x0, 'out_mean_part', 'x0')
     if len(check_t(t, schedule.T)) != len(x0): raise ValueError(f"t has {len(t)} entries but x0 has batch size {len(x0)}")
     target = eps if prediction == 'eps' else x0 if prediction == 'x0' else predict_v(schedule, x0, eps, t)
     return mean_flat((target - out_mean_part) ** 2)
 
 # %% ../nbs/03_elbo.ipynb #aeb88a10
 def vlb_terms(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-              prediction: Prediction, variance: VarianceName, clip_x0: bool = False, detach_mean: bool = False) -> torch.Tensor:
-    "L_t of Eq. 5 per example in bits/dim: KL(q(x_{t-1}|x_t,x_0) || p_theta(x_{t-1}|x_t)) for t >= 1, decoder NLL (Eq. 13) at t = 0."
-    _check_like(xt, _check_unit_range(_check_x(x0, 'x0'), 'x0'), 'xt', 'x0')
-    if detach_mean:                                                           # hybrid loss: no vlb gradient into the mean
+              prediction: Prediction, variance: VarianceName, clip_x0: bool = False,
+              detach_mean: bool = False) -> torch.Tensor:
+    "L_t of Eq. 5 per example in bits/dim: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)), t >= 1; decoder NLL (Eq. 13), t = 0."
+    check_like(xt, _check_unit_range(check_x(x0, 'x0'), 'x0'), 'xt', 'x0')
+    if type(check_t(t, schedule.T)) is int: t = torch.full((len(x0),), t, device=x0.device)
+    if detach_mean:                                                  # hybrid loss: no vlb gradient into the mean
         mean_part, var_part = split_output(out, variance, x0.shape[1])
         out = mean_part.detach() if var_part is None else torch.cat([mean_part.detach(), var_part], 1)
     true_mean, _, true_log_var = q_posterior(schedule, x0, xt, t)
     p = p_mean_var_from_output(schedule, out, xt, t, prediction, variance, clip_x0)
     terms = mean_flat(normal_kl(true_mean, true_log_var, p['mean'], p['log_var'])).clone()
-    dec = t.to(terms.device) == 0                                             # the decoder only where it is needed
+    dec = t.to(terms.device) == 0                                    # the decoder only where it is needed
     if dec.any():
         log_scale = (0.5 * p['log_var']).expand_as(x0)[dec]
         terms[dec] = -mean_flat(discretized_gaussian_log_likelihood(x0[dec], p['mean'][dec], log_scale))
@@ -181,15 +194,19 @@ def vlb_terms(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: torch
 def training_loss(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, eps: torch.Tensor,
                   t: torch.Tensor, prediction: Prediction, variance: VarianceName, loss: LossName,
                   hybrid_lambda: float = 0.001, min_snr_gamma: float = 0.0) -> torch.Tensor:
-    "Per-example loss (B,): L_simple (Eq. 14), L_vlb as T x L_t (Eq. 5), or L_simple + lambda L_vlb (Nichol & Dhariwal 2021)."
-    _option(loss, LossName, 'loss'); _option(variance, VarianceName, 'variance')
-    if not (math.isfinite(min_snr_gamma) and min_snr_gamma >= 0): raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {min_snr_gamma}")
+    "Per-example loss (B,): L_simple (Eq. 14), L_vlb as T x L_t (Eq. 5), or L_simple + lambda L_vlb (Nichol & Dhariwal)."
+    check_choice(loss, LossName, 'loss')
+    check_choice(variance, VarianceName, 'variance')
+    if not (math.isfinite(min_snr_gamma) and min_snr_gamma >= 0):
+        raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {min_snr_gamma}")
     if min_snr_gamma and loss == 'vlb':
-        raise ValueError("min_snr_gamma re-weights L_simple; loss='vlb' is the bound with its own weights: use min_snr_gamma=0")
+        raise ValueError("min_snr_gamma re-weights L_simple; loss='vlb' is the bound with its own weights: "
+                         "use min_snr_gamma=0")
     if loss == 'simple' and variance == 'learned':
         raise ValueError("loss='simple' gives a learned variance no gradient: use loss='hybrid' or 'vlb', or a fixed variance")
     if loss == 'hybrid' and variance != 'learned':
-        raise ValueError(f"loss='hybrid' only trains a learned variance (its vlb term stops the mean's gradient); with variance={variance!r} use loss='simple'")
+        raise ValueError(f"loss='hybrid' only trains a learned variance (its vlb term stops the mean's gradient); "
+                         f"with variance={variance!r} use loss='simple'")
     mean_part, _ = split_output(out, variance, x0.shape[1])
     if loss != 'vlb':
         simple = loss_simple(schedule, prediction, mean_part, x0, eps, t)
@@ -200,11 +217,11 @@ def training_loss(schedule: Schedule, out: torch.Tensor, x0: torch.Tensor, xt: t
 
 # %% ../nbs/03_elbo.ipynb #e3be3125
 def min_snr_weight(schedule: Schedule, t: torch.Tensor, prediction: Prediction, gamma: float) -> torch.Tensor:
-    "Per-example factor (B,) turning L_simple for `prediction` into the min-SNR-gamma loss min(SNR_t, gamma)||x0 error||^2."
-    _option(prediction, Prediction, 'prediction')
+    "Per-example factor (B,) turning L_simple for `prediction` into the min-SNR-gamma loss min(SNR_t, gamma)||x0 err||^2."
+    check_choice(prediction, Prediction, 'prediction')
     if not (math.isfinite(gamma) and gamma > 0): raise ValueError(f"gamma must be a number > 0, got {gamma}")
-    snr = schedule.snr[check_t(t, schedule.T)]
-    own = {'eps': snr, 'x0': torch.ones_like(snr), 'v': snr + 1}[prediction]   # L_simple's own weight on ||x0 error||^2
+    snr = extract(schedule.snr, check_t(t, schedule.T), (len(t) if type(t) is not int else 1,))
+    own = {'eps': snr, 'x0': torch.ones_like(snr), 'v': snr + 1}[prediction]   # L_simple's own weight on ||x0 err||^2
     return snr.clamp(max=gamma) / own
 
 # %% ../nbs/03_elbo.ipynb #54e49005
@@ -213,8 +230,11 @@ def calc_bpd_loop(model_fn, schedule: Schedule, x0: torch.Tensor, prediction: Pr
                   batch_timesteps: int = 1, progress: bool = True, generator: torch.Generator | None = None,
                   clip_x0: bool = True) -> dict:
     "The full bound of Eq. 5 per example in bits/dim (prior + all KL terms + decoder), with every per-timestep term."
-    _check_x(x0, 'x0'); _option(prediction, Prediction, 'prediction'); _option(variance, VarianceName, 'variance')
-    if not isinstance(batch_timesteps, int) or batch_timesteps < 1: raise ValueError(f"batch_timesteps must be an integer >= 1, got {batch_timesteps!r}")
+    check_x(x0, 'x0')
+    check_choice(prediction, Prediction, 'prediction')
+    check_choice(variance, VarianceName, 'variance')
+    if not isinstance(batch_timesteps, int) or batch_timesteps < 1:
+        raise ValueError(f"batch_timesteps must be an integer >= 1, got {batch_timesteps!r}")
     B, T, dev = x0.shape[0], schedule.T, generator.device if generator is not None else x0.device
     vb, x0_mse, mse = (x0.new_zeros(B, T) for _ in range(3))
     for hi in tqdm(range(T - 1, -1, -batch_timesteps), disable=not progress, desc='timesteps', leave=False):
@@ -234,7 +254,7 @@ def calc_bpd_loop(model_fn, schedule: Schedule, x0: torch.Tensor, prediction: Pr
 def bpd_of_dataset(model_fn, schedule: Schedule, batches, prediction: Prediction, variance: VarianceName,
                    batch_timesteps: int = 1, progress: bool = True, generator: torch.Generator | None = None,
                    clip_x0: bool = True, max_batches: int | None = None) -> dict:
-    "Mean bits/dim of a model over a data set (the NLL bound of Table 2) and its mean per-timestep terms."
+    "Mean bits/dim of a model over a data set (the NLL bound of Ho et al.'s Table 1) and its mean per-timestep terms."
     sums, n = {}, 0
     for i, batch in enumerate(tqdm(batches, disable=not progress, desc='bits/dim', total=max_batches)):
         if max_batches is not None and i >= max_batches: break
@@ -244,4 +264,5 @@ def bpd_of_dataset(model_fn, schedule: Schedule, batches, prediction: Prediction
         n += len(x0)
     if n == 0: raise ValueError("batches yielded no images")
     m = {k: v / n for k, v in sums.items()}
-    return dict(bpd=m['total_bpd'].item(), prior_bpd=m['prior_bpd'].item(), vb=m['vb'], x0_mse=m['x0_mse'], mse=m['mse'], n=n)
+    return dict(bpd=m['total_bpd'].item(), prior_bpd=m['prior_bpd'].item(), vb=m['vb'], x0_mse=m['x0_mse'],
+                mse=m['mse'], n=n)

@@ -8,68 +8,77 @@ import torch
 from .schedules import Schedule, extract, check_t
 
 # %% auto #0
-__all__ = ['q_mean_var', 'q_sample', 'noise_sequence', 'predict_x0_from_eps', 'predict_eps_from_x0', 'q_posterior']
+__all__ = ['check_x', 'check_like', 'coef', 'q_mean_var', 'q_sample', 'noise_sequence', 'predict_x0_from_eps',
+           'predict_eps_from_x0', 'q_posterior']
 
 # %% ../nbs/02_forward.ipynb #3935bdf1
-def _check_x(x, name: str) -> torch.Tensor:
+def check_x(x, name: str) -> torch.Tensor:
+    "`x` if it is a floating-point tensor with a batch dimension, else a TypeError/ValueError naming `name`."
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
         got = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"{name} must be a floating-point tensor of images scaled to [-1, 1], got {got}")
     if x.ndim < 2: raise ValueError(f"{name} must have a batch dimension, e.g. (B, C, H, W); got shape {tuple(x.shape)}")
     return x
 
-def _check_like(x, ref, name: str, ref_name: str):
-    _check_x(x, name)
-    if x.shape != ref.shape: raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match")
+def check_like(x, ref, name: str, ref_name: str) -> torch.Tensor:
+    "`x` if it passes `check_x` and has the shape of `ref`."
+    check_x(x, name)
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match")
     return x
 
-def _coef(a: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    "Coefficient `a[t]` per example, broadcastable against `x`, in `x`'s dtype and on its device."
-    return extract(a, t.to(a.device), x.shape).to(device=x.device, dtype=x.dtype)
+def coef(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+    "Coefficient `a[t]` (per example, or one for an int t) broadcastable against `x`, in its dtype, on its device."
+    return extract(a, t, x.shape).to(device=x.device, dtype=x.dtype)
 
 # %% ../nbs/02_forward.ipynb #e89dff69
 def q_mean_var(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor):
     "Mean, variance and log-variance of q(x_t | x_0) (Eq. 4); variance and log-variance broadcast as (B, 1, ..., 1)."
-    _check_x(x0, 'x0')
-    mean = _coef(schedule.sqrt_alpha_bar, t, x0) * x0
-    var = _coef(1 - schedule.alpha_bar, t, x0)
-    return mean, var, _coef(torch.log1p(-schedule.alpha_bar), t, x0)
+    check_x(x0, 'x0')
+    check_t(t, schedule.T)
+    mean = coef(schedule.sqrt_alpha_bar, t, x0) * x0
+    var = coef(1 - schedule.alpha_bar, t, x0)
+    return mean, var, coef(torch.log1p(-schedule.alpha_bar), t, x0)
 
 # %% ../nbs/02_forward.ipynb #731fb63e
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     "Draw x_t ~ q(x_t | x_0) in one step: sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (Eq. 4, Algorithm 1)."
-    _check_x(x0, 'x0')
+    check_x(x0, 'x0')
+    check_t(t, schedule.T)
     if eps is None:
         dev = generator.device if generator is not None else x0.device
         eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
-    _check_like(eps, x0, 'eps', 'x0')
-    return _coef(schedule.sqrt_alpha_bar, t, x0) * x0 + _coef(schedule.sqrt_one_minus_alpha_bar, t, x0) * eps
+    check_like(eps, x0, 'eps', 'x0')
+    return coef(schedule.sqrt_alpha_bar, t, x0) * x0 + coef(schedule.sqrt_one_minus_alpha_bar, t, x0) * eps
 
 # %% ../nbs/02_forward.ipynb #bef8f3f9
 def noise_sequence(schedule: Schedule, x0: torch.Tensor, ts, eps: torch.Tensor | None = None,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    "One image `x0` (C, H, W) noised to each timestep in `ts` with the same noise: a (len(ts), C, H, W) tensor (Eq. 4)."
-    _check_x(x0[None], 'x0')
+    "One image `x0` (C, H, W) noised to each timestep in `ts` with the same noise: (len(ts), C, H, W) (Eq. 4)."
+    check_x(x0[None], 'x0')
     ts = torch.as_tensor(ts, dtype=torch.long)
     xs = x0[None].expand(len(ts), *x0.shape)
     if eps is None: eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    return q_sample(schedule, xs, ts, eps=_check_like(eps, x0, 'eps', 'x0')[None].expand_as(xs))
+    return q_sample(schedule, xs, ts, eps=check_like(eps, x0, 'eps', 'x0')[None].expand_as(xs))
 
 # %% ../nbs/02_forward.ipynb #1a9b8fba
 def predict_x0_from_eps(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     "x0 from x_t and the noise in it: x_t / sqrt(alpha_bar_t) - sqrt(1/alpha_bar_t - 1) eps (Eq. 4 inverted)."
-    _check_like(eps, _check_x(xt, 'xt'), 'eps', 'xt')
-    return _coef(schedule.sqrt_recip_alpha_bar, t, xt) * xt - _coef(schedule.sqrt_recipm1_alpha_bar, t, xt) * eps
+    check_like(eps, check_x(xt, 'xt'), 'eps', 'xt')
+    check_t(t, schedule.T)
+    return coef(schedule.sqrt_recip_alpha_bar, t, xt) * xt - coef(schedule.sqrt_recipm1_alpha_bar, t, xt) * eps
 
 def predict_eps_from_x0(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     "The noise in x_t given x0: (x_t / sqrt(alpha_bar_t) - x0) / sqrt(1/alpha_bar_t - 1) (Eq. 4 inverted)."
-    _check_like(x0, _check_x(xt, 'xt'), 'x0', 'xt')
-    return (_coef(schedule.sqrt_recip_alpha_bar, t, xt) * xt - x0) / _coef(schedule.sqrt_recipm1_alpha_bar, t, xt)
+    check_like(x0, check_x(xt, 'xt'), 'x0', 'xt')
+    check_t(t, schedule.T)
+    return (coef(schedule.sqrt_recip_alpha_bar, t, xt) * xt - x0) / coef(schedule.sqrt_recipm1_alpha_bar, t, xt)
 
 # %% ../nbs/02_forward.ipynb #6c3d80be
 def q_posterior(schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor):
-    "Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0) (Eqs. 6-7); variances broadcast as (B, 1, ..., 1)."
-    _check_like(xt, _check_x(x0, 'x0'), 'xt', 'x0')
-    mean = _coef(schedule.posterior_coef_x0, t, x0) * x0 + _coef(schedule.posterior_coef_xt, t, x0) * xt
-    return mean, _coef(schedule.beta_tilde, t, x0), _coef(schedule.log_beta_tilde_clipped, t, x0)
+    "Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0) (Eqs. 6-7); variances broadcast (B, 1, ..., 1)."
+    check_like(xt, check_x(x0, 'x0'), 'xt', 'x0')
+    check_t(t, schedule.T)
+    mean = coef(schedule.posterior_coef_x0, t, x0) * x0 + coef(schedule.posterior_coef_xt, t, x0) * xt
+    return mean, coef(schedule.beta_tilde, t, x0), coef(schedule.log_beta_tilde_clipped, t, x0)

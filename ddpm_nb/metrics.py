@@ -14,7 +14,8 @@ from .presets import Preset
 from .elbo import bpd_of_dataset
 from .diffusion import Diffusion
 from .data import ImageDataset, load_dataset
-from .train import load_model, write_card, for_sampling
+from .checkpoint import load_model, update_card
+from .precision import for_sampling
 
 # %% auto #0
 __all__ = ['INCEPTION_URL', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'default_cache_dir',
@@ -321,10 +322,9 @@ def _check_metrics(metrics) -> list[str]:
     if bad or not ms: raise ValueError(f"unknown metrics {bad or ms}: choose from {', '.join(METRICS)}")
     return ms
 
-def _merge_into_card(ckpt: Path, results: dict) -> Path:
-    card = ckpt.parent / 'card.json'
-    old = json.loads(card.read_text()).get('metrics', {}) if card.exists() else {}
-    return write_card(card, metrics={**old, **results})
+def _merge_into_card(ckpt: Path, results: dict) -> dict:
+    "Add `results` to the metrics of the card beside `ckpt` (under the card's lock, chapter 6d)."
+    return update_card(ckpt.parent / 'card.json', lambda c: {**c, 'metrics': {**c.get('metrics', {}), **results}})
 
 # %% ../nbs/08_evaluate.ipynb #ff39bc22
 def _sample_metrics(ms, p, clf, x, y, info, data_root, allow_test_as_train, fid_net, cache_dir,

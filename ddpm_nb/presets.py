@@ -11,7 +11,8 @@ from typing import Literal
 
 # %% auto #0
 __all__ = ['Dataset', 'ScheduleName', 'Conditioning', 'Prediction', 'VarianceName', 'LossName', 'Precision', 'LRSchedule',
-           'Preset', 'PresetError', 'default_presets_path', 'preset_names', 'load_preset']
+           'TSampling', 'Sampler', 'check_choice', 'Preset', 'PresetError', 'ladder_problem', 'default_presets_path',
+           'preset_names', 'load_preset']
 
 # %% ../nbs/00_presets.ipynb #d0759ebe
 Dataset = Literal['digits', 'mnist', 'fashion_mnist', 'cifar10']
@@ -22,11 +23,20 @@ VarianceName = Literal['fixed_small', 'fixed_large', 'learned']
 LossName = Literal['simple', 'vlb', 'hybrid']
 Precision = Literal['auto', 'bf16', 'fp32']
 LRSchedule = Literal['constant', 'cosine']
+TSampling = Literal['uniform', 'loss_aware']
+Sampler = Literal['ancestral', 'ddim']
+
+def check_choice(value, choices, name: str):
+    "`value` if it is one of the `Literal` type `choices`' values, else a `ValueError` that lists them."
+    allowed = typing.get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, allowed))}")
+    return value
 
 # %% ../nbs/00_presets.ipynb #ec40cf4d
 @dataclass(frozen=True)
 class Preset:
-    "A named run preset: data, noise schedule, UNet, diffusion options and training hyper-parameters."
+    "A named run preset: data, noise schedule, UNet, diffusion options, training and the recommended sampling."
     name: str
     dataset: Dataset
     image_size: int
@@ -48,22 +58,35 @@ class Preset:
     p_uncond: float                       # label dropout for classifier-free guidance
     lr: float
     batch_size: int
-    steps: int
-    warmup: int
+    steps: int                            # length of a step-count run (minutes = 0)
+    warmup: int                           # lr warm-up steps of a step-count run
     grad_clip: float
-    ema_decay: float
+    ema_decay: float                      # EMA decay per step of a step-count run
     seed: int
-    # Options added later, with defaults, so presets and checkpoints written before them still load:
-    min_snr_gamma: float = 0.0            # > 0: min-SNR-gamma loss weights (Hang et al. 2023, chapter 3); 0: plain L_simple
-    precision: Precision = 'auto'         # training autocast: auto = bf16 on CUDA, fp32 on CPU; bf16 / fp32 everywhere
-    lr_schedule: LRSchedule = 'constant'  # after warm-up: constant, or cosine decay to 0 at `steps`
-    patch_size: int = 1                   # > 1: the UNet works on p x p patches folded into channels (chapter 4)
+    # Keys added later, with defaults, so presets and checkpoints written before them still load:
+    min_snr_gamma: float = 0.0            # > 0: min-SNR-gamma loss weights (Hang et al. 2023, ch. 3)
+    precision: Precision = 'auto'         # training: auto = bf16 on CUDA, the faster of fp32/bf16 (measured) on a CPU
+    lr_schedule: LRSchedule = 'constant'  # after warm-up: constant, or a cosine decay to 0 at the end of the run
+    patch_size: int = 1                   # > 1: the UNet works on p x p patches folded into channels (ch. 4)
+    t_sampling: TSampling = 'uniform'     # t in Algorithm 1: uniform, or importance-sampled (Nichol & Dhariwal)
+    minutes: float = 0.0                  # > 0: a time-budgeted run (ch. 7); steps, warmup, ema_decay unused
+    warmup_fraction: float = 0.05         # budgeted runs: lr warm-up over this fraction of the budget
+    ema_fraction: float = 0.1             # budgeted runs: the EMA's time constant as a fraction of the budget
+    sampler: Sampler = 'ddim'             # the recommended sampling: sample, gif and eval use it by default
+    sample_steps: int = 50
+    guidance: float = 0.0
+    sample_precision: Precision = 'fp32'
 
     def __post_init__(self): _validate(self)
 
     def replace(self, **changes) -> Preset:
         "A copy with `changes` applied (validated like a preset read from file)."
         return dataclasses.replace(self, **changes)
+
+    @property
+    def budgeted(self) -> bool:
+        "Whether this is a time-budgeted run (`minutes` > 0) rather than a step-count run."
+        return self.minutes > 0
 
 # %% ../nbs/00_presets.ipynb #5c8609e0
 class PresetError(ValueError):
@@ -79,7 +102,17 @@ _RANGES = dict(  # key: (predicate, what is allowed)
     lr=(lambda v: v > 0, '> 0'), batch_size=(lambda v: v >= 1, '>= 1'), steps=(lambda v: v >= 0, '>= 0'),
     warmup=(lambda v: v >= 0, '>= 0'), grad_clip=(lambda v: v >= 0, '>= 0 (0 = no clipping)'),
     ema_decay=(lambda v: 0 <= v < 1, 'in [0, 1)'), min_snr_gamma=(lambda v: v >= 0, '>= 0 (0 = off)'),
-    patch_size=(lambda v: v >= 1, '>= 1 (1 = no patches)'))
+    patch_size=(lambda v: v >= 1, '>= 1 (1 = no patches)'), minutes=(lambda v: v >= 0, '>= 0 (0 = a step-count run)'),
+    warmup_fraction=(lambda v: 0 <= v < 1, 'in [0, 1)'), ema_fraction=(lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    sample_steps=(lambda v: v >= 1, '>= 1'), guidance=(lambda v: v >= 0, '>= 0 (0 = the plain conditional model)'))
+
+def ladder_problem(image_size: int, patch_size: int, channel_mults) -> str | None:
+    "Why the UNet's resolution ladder cannot be built for this image, patch size and depth; None if it can."
+    if image_size % patch_size: return f"image_size {image_size} must divide by patch_size {patch_size}"
+    side, halvings = image_size // patch_size, len(channel_mults) - 1     # the ladder starts at the patched side
+    if side % 2 ** halvings == 0: return None
+    start = f"image_size {image_size}" + (f" / patch_size {patch_size}" if patch_size > 1 else "")
+    return f"{start}: {side} must divide by 2**{halvings} for {halvings + 1} levels; use fewer levels"
 
 # %% ../nbs/00_presets.ipynb #63bd13bc
 def _validate(p: Preset):
@@ -92,15 +125,13 @@ def _validate(p: Preset):
         if ok and not ok[0](v): _bad(p.name, f.name, v, ok[1])
     if p.beta_start > p.beta_end: _bad(p.name, 'beta_start', p.beta_start, f'<= beta_end ({p.beta_end})')
     if p.image_size % p.patch_size: _bad(p.name, 'patch_size', p.patch_size, f'a divisor of image_size {p.image_size}')
-    side = p.image_size // p.patch_size                                    # where the UNet's ladder starts
-    if side % 2 ** (len(p.channel_mults) - 1):
-        _bad(p.name, 'channel_mults', p.channel_mults, f'a ladder that divides image_size {p.image_size}'
-             f'{f" / patch_size {p.patch_size}" if p.patch_size > 1 else ""}: {side} must divide by 2**{len(p.channel_mults) - 1}')
+    if problem := ladder_problem(p.image_size, p.patch_size, p.channel_mults):
+        _bad(p.name, 'channel_mults', p.channel_mults, f'a ladder that divides {problem}')
 
 _KINDS = {'int': 'an integer', 'float': 'a finite number', 'tuple': 'integers, e.g. 1,2,2'}
 
 def _has_type(v, tp: str) -> bool:
-    "Whether `v` fits the field type `tp`: an int (not a bool), a finite float (an int will do), a tuple of ints, or text."
+    "Whether `v` fits the field type `tp`: an int (not a bool), a finite float (an int will do), int tuple, or text."
     if tp == 'int': return type(v) is int
     if tp == 'float': return type(v) in (int, float) and math.isfinite(v)
     if tp.startswith('tuple'): return type(v) is tuple and all(type(x) is int for x in v)

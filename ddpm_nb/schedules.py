@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 import torch
+from fastcore.basics import patch
 from .presets import Preset, ScheduleName
 
 # %% auto #0
@@ -61,7 +62,7 @@ def make_betas(name: ScheduleName, T: int, **kwargs) -> torch.Tensor:
 
 # %% ../nbs/01_schedules.ipynb #43cb72f1
 class Schedule:
-    "Every coefficient of the forward process and its posterior (Eqs. 4, 6, 7), precomputed once in float64 from `betas`."
+    "Every coefficient of the forward process and its posterior (Eqs. 4, 6, 7), precomputed in float64 from `betas`."
     def __init__(self, betas):
         b = check_betas(torch.as_tensor(betas, dtype=torch.float64).detach().cpu())
         self.betas, self.alphas = b, 1 - b
@@ -82,55 +83,65 @@ class Schedule:
     @property
     def T(self) -> int: return len(self.betas)
     def __len__(self): return self.T
-    def __repr__(self): return f"Schedule(T={self.T}, beta[0]={self.betas[0]:.3g}, beta[T-1]={self.betas[-1]:.3g}, alpha_bar[T-1]={self.alpha_bar[-1]:.3g})"
+    def __repr__(self):
+        b, ab = self.betas, self.alpha_bar
+        return f"Schedule(T={self.T}, beta[0]={b[0]:.3g}, beta[T-1]={b[-1]:.3g}, alpha_bar[T-1]={ab[-1]:.3g})"
 
 # %% ../nbs/01_schedules.ipynb #f053a486
-@classmethod
-def _from_alpha_bar(cls, alpha_bar) -> Schedule:
-    "The schedule whose cumulative product is `alpha_bar` (strictly decreasing, in (0, 1)): beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}."
+@patch(cls_method=True)
+def from_alpha_bar(cls: Schedule, alpha_bar) -> Schedule:
+    "The schedule whose cumulative product is `alpha_bar` (strictly decreasing, in (0, 1)): 1 - ab_t / ab_{t-1}."
     ab = torch.as_tensor(alpha_bar, dtype=torch.float64).detach().cpu()
     if ab.ndim != 1 or len(ab) < 1 or (ab <= 0).any() or (ab >= 1).any():
         raise ValueError("alpha_bar must be a non-empty 1-D tensor with values in (0, 1)")
     if (ab[1:] >= ab[:-1]).any():
         i = int((ab[1:] >= ab[:-1]).nonzero()[0]) + 1
-        raise ValueError(f"alpha_bar must strictly decrease; alpha_bar[{i}] = {ab[i]:.6g} >= alpha_bar[{i-1}] = {ab[i-1]:.6g}")
+        raise ValueError(f"alpha_bar must strictly decrease; alpha_bar[{i}] = {ab[i]:.6g} >= "
+                         f"alpha_bar[{i-1}] = {ab[i-1]:.6g}")
     return cls(1 - ab / torch.cat([ab.new_ones(1), ab[:-1]]))
 
-@classmethod
-def _from_name(cls, name: ScheduleName, T: int, **kwargs) -> Schedule:
+@patch(cls_method=True)
+def from_name(cls: Schedule, name: ScheduleName, T: int, **kwargs) -> Schedule:
     "The schedule called `name` with `T` steps (see `make_betas`)."
     return cls(make_betas(name, T, **kwargs))
 
-@classmethod
-def _from_preset(cls, p: Preset) -> Schedule:
+@patch(cls_method=True)
+def from_preset(cls: Schedule, p: Preset) -> Schedule:
     "The schedule of a run preset; a linear preset's beta_start/beta_end are for T=1000 and rescale by 1000/T."
     if p.schedule == 'linear': return cls(linear_betas(p.T, p.beta_start, p.beta_end, rescale=p.T != 1000))
     return cls.from_name(p.schedule, p.T)
 
-Schedule.from_alpha_bar, Schedule.from_name, Schedule.from_preset = _from_alpha_bar, _from_name, _from_preset
-
 # %% ../nbs/01_schedules.ipynb #8268e239
-def check_t(t: torch.Tensor, T: int) -> torch.Tensor:
-    "Validate timesteps: a 1-D integer tensor with values in 0..T-1 (code index t is the paper's t+1)."
-    if not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool or t.ndim != 1:
-        raise ValueError(f"t must be a 1-D integer tensor of timesteps, got {type(t).__name__}"
-                         + (f" of dtype {t.dtype} and shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else ''))
-    if len(t) and (t.min() < 0 or t.max() >= T):
-        raise ValueError(f"t must lie in 0..{T-1} (code index t is the paper's t+1), got values in {t.min().item()}..{t.max().item()}")
+def check_t(t: torch.Tensor | int, T: int) -> torch.Tensor | int:
+    "Validate timesteps: a 1-D integer tensor, or one int for the whole batch, in 0..T-1 (code t = paper's t+1)."
+    if type(t) is int: lo = hi = t
+    elif isinstance(t, torch.Tensor) and not (t.dtype.is_floating_point or t.dtype == torch.bool) and t.ndim == 1:
+        if not len(t): return t
+        lo, hi = t.min().item(), t.max().item()
+    else:
+        got = f" of dtype {t.dtype} and shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else ''
+        raise ValueError(f"t must be a 1-D integer tensor of timesteps (or one int), got {type(t).__name__}{got}")
+    if lo < 0 or hi >= T:
+        raise ValueError(f"t must lie in 0..{T-1} (code index t is the paper's t+1), got values in {lo}..{hi}")
     return t
 
-def extract(a: torch.Tensor, t: torch.Tensor, shape) -> torch.Tensor:
-    "Gather `a[t]` for each example and reshape to (B, 1, ..., 1) so it broadcasts against `shape`."
-    check_t(t, len(a))
-    if len(shape) < 1 or shape[0] != len(t): raise ValueError(f"t has {len(t)} entries but the batch shape is {tuple(shape)}")
+def extract(a: torch.Tensor, t: torch.Tensor | int, shape) -> torch.Tensor:
+    "Gather `a[t]` and reshape it to (B, 1, ..., 1), or (1, ..., 1) for an int t, to broadcast against `shape`."
+    if len(shape) < 1: raise ValueError(f"shape must have a batch dimension, got {tuple(shape)}")
+    if type(t) is int: return a[t].reshape([1] * len(shape))
+    if shape[0] != len(t): raise ValueError(f"t has {len(t)} entries but the batch shape is {tuple(shape)}")
     return a.to(t.device)[t].reshape(len(t), *([1] * (len(shape) - 1)))
 
 # %% ../nbs/01_schedules.ipynb #0e3707a3
-def _to(self, device=None, dtype=None) -> Schedule:
-    "A copy of the schedule with every coefficient on `device` (and cast to `dtype`, if given)."
+@patch
+def to(self: Schedule, device=None, dtype=None) -> Schedule:
+    "The schedule with every coefficient on `device` (and cast to `dtype`, if given); itself if nothing changes."
+    device = torch.device(device) if device is not None else self.device
+    if device.type == 'mps' and dtype is None: dtype = torch.float32    # MPS has no float64
+    if device == self.device and dtype in (None, self.betas.dtype): return self
     new = object.__new__(Schedule)
     for k, v in vars(self).items(): new.__dict__[k] = v.to(device=device, dtype=dtype)
     return new
 
-def _device(self) -> torch.device: return self.betas.device
-Schedule.to, Schedule.device = _to, property(_device)
+@patch(as_prop=True)
+def device(self: Schedule) -> torch.device: return self.betas.device

@@ -4,24 +4,26 @@
 
 # %% ../nbs/07_train.ipynb #442de573
 from __future__ import annotations
-import copy, csv, json, math, os, pickle, platform, signal, sys, tempfile, time, warnings
-from dataclasses import asdict
+import copy, csv, json, math, signal, threading, time, warnings
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .presets import Preset, load_preset
-from .diffusion import Diffusion
+from .diffusion import Diffusion, LossAwareSampler, NoiseDraw
 from .unet import UNet, param_count
-from .data import ImageDataset, check_images
+from .data import ImageDataset, BatchSampler, check_images
 from .viz import save_grid
+from .precision import cpu_has_native_bf16
+from .checkpoint import CheckpointError, save_checkpoint, load_checkpoint, environment, write_card
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'EMA', 'BatchSampler', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'environment',
-           'write_card', 'cpu_has_native_bf16', 'lr_factor', 'TrainingError', 'Trainer', 'preset_from_checkpoint',
-           'load_model', 'Autocast', 'for_sampling']
+__all__ = ['EMA', 'lr_factor', 'TrainingError', 'Trainer']
 
 # %% ../nbs/07_train.ipynb #fda49e8b
 class EMA:
@@ -42,101 +44,9 @@ class EMA:
         for b_ema, b in zip(self.model.buffers(), model.buffers()): b_ema.copy_(b)
         self.updates += 1
 
-# %% ../nbs/07_train.ipynb #53b98e8a
-class BatchSampler:
-    "Random batches from an in-memory `ImageDataset`, epoch by epoch, resumable, sharded by rank."
-    def __init__(self, ds: ImageDataset, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
-        if batch_size % world: raise ValueError(f"batch_size {batch_size} must divide by the number of processes {world}")
-        if batch_size > len(ds): raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(ds)} images)")
-        self.ds, self.batch_size, self.g, self.rank, self.world = ds, batch_size, generator, rank, world
-        self.perm, self.pos, self.epoch = torch.randperm(len(ds), generator=generator), 0, 0
-
-    def next(self):
-        "The next (x0, y, flip) slice of this rank: images (B/world, C, H, W), labels and the global-batch positions."
-        if self.pos + self.batch_size > len(self.perm):
-            self.perm, self.pos, self.epoch = torch.randperm(len(self.ds), generator=self.g), 0, self.epoch + 1
-        idx = self.perm[self.pos:self.pos + self.batch_size]; self.pos += self.batch_size
-        flip = torch.rand(self.batch_size, generator=self.g) < 0.5 if self.ds.hflip else None
-        mine = slice(self.rank * len(idx) // self.world, (self.rank + 1) * len(idx) // self.world)
-        x, y = self.ds.images[idx[mine]], self.ds.labels[idx[mine]]
-        if flip is not None: x = torch.where(flip[mine, None, None, None], x.flip(-1), x)
-        return x, y
-
-    def state_dict(self): return dict(perm=self.perm.clone(), pos=self.pos, epoch=self.epoch)
-    def load_state_dict(self, s): self.perm, self.pos, self.epoch = s['perm'].clone(), int(s['pos']), int(s['epoch'])
-
-# %% ../nbs/07_train.ipynb #f3ccddf9
-class CheckpointError(ValueError):
-    "A checkpoint that cannot be written or used; the message says why and what was kept."
-
-CKPT_FORMAT = 'ddpm_nb-checkpoint-v1'
-
-def save_checkpoint(state: dict, path) -> Path:
-    "Write `state` to `path` atomically (temp file, fsync, rename): a failure leaves any previous checkpoint intact."
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoints to {path.parent}: {e.strerror or e}; choose a writable --out folder") from None
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save({'format': CKPT_FORMAT, **state}, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY); os.fsync(dfd); os.close(dfd)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            kept = f"; the previous checkpoint {path} is intact" if path.exists() else ''
-            raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}{kept}") from None
-        raise
-    return path
-
-# %% ../nbs/07_train.ipynb #91f80a90
-def load_checkpoint(path) -> dict:
-    "Read a checkpoint written by `save_checkpoint`; never executes code (weights_only=True); clear errors otherwise."
-    path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        why = ('it holds Python objects other than tensors and plain data, so it was refused'
-               if isinstance(e, pickle.UnpicklingError) else 'truncated, corrupt, or not a checkpoint')
-        raise CheckpointError(f"{path} is not a readable ddpm_nb checkpoint ({why}; code in it is never run)") from None
-    if not isinstance(state, dict) or state.get('format') != CKPT_FORMAT:
-        raise CheckpointError(f"{path} is not a ddpm_nb checkpoint (expected format {CKPT_FORMAT!r})")
-    return state
-
-# %% ../nbs/07_train.ipynb #32f272e6
-def environment() -> dict:
-    "Versions and device facts for a run card."
-    import numpy
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)'
-    from ddpm_nb import __version__
-    return dict(ddpm_nb=__version__, torch=torch.__version__, numpy=numpy.__version__, python=platform.python_version(),
-                platform=platform.platform(), device=dev)
-
-def write_card(path, **fields) -> Path:
-    "Merge `fields` into the JSON run card at `path` (created if missing), written atomically."
-    path = Path(path)
-    card = json.loads(path.read_text()) if path.exists() else {}
-    card.update(fields)
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(card, indent=2, default=str) + '\n'); os.replace(tmp, path)
-    return path
-
 # %% ../nbs/07_train.ipynb #bf492bd0
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
-    "Whether the CPU has bf16 arithmetic units (x86 AVX512-BF16 or AMX, Arm BF16) per /proc/cpuinfo; None where unknown (not Linux)."
-    if cpuinfo is None:
-        try: cpuinfo = Path('/proc/cpuinfo').read_text()
-        except OSError: return None
-    flags = set(' '.join(l.split(':', 1)[1] for l in cpuinfo.splitlines() if l.split(':')[0].strip() in ('flags', 'Features')).split())
-    return bool(flags & {'avx512_bf16', 'amx_bf16', 'bf16'}) if flags else None
-
 def lr_factor(step: int, warmup: int, total: int, schedule: str = 'constant') -> float:
-    "Multiplier of the base lr for optimizer step `step`: linear warm-up over `warmup` steps, times a cosine decay to 0 at `total`."
+    "Multiplier of the base lr at optimizer step `step`: linear warm-up over `warmup` steps, times a cosine decay."
     f = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if schedule == 'cosine' and total > 0: f *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
     return f
@@ -157,127 +67,164 @@ class Trainer:
     "Train a UNet with a Diffusion from a preset on an in-memory dataset; checkpoints, log, samples and card in `out`."
     def __init__(self, preset: Preset, data: ImageDataset, out, device=None, compile: bool = False,
                  channels_last: bool = False, log_every: int = 50, sample_every: int = 0, ckpt_every: int = 1000,
-                 progress: bool = True, overrides: dict | None = None):
+                 progress: bool = True, overrides: dict | None = None, micro_batches: int = 1):
         p = self.preset = preset
         check_images(data, p.channels, p.image_size, p.num_classes, what=f'preset [{p.name}]')
         self.rank, self.world = _dist()
+        if not (type(micro_batches) is int and micro_batches >= 1 and p.batch_size % (self.world * micro_batches) == 0):
+            raise ValueError(f"micro_batches={micro_batches!r}: expected an int >= 1 such that batch_size "
+                             f"{p.batch_size} divides by processes x micro-batches ({self.world} x {micro_batches})")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.out, self.overrides = Path(out), dict(overrides or {})
+        self.out, self.overrides, self.micro_batches = Path(out), dict(overrides or {}), micro_batches
         self.log_every, self.sample_every, self.ckpt_every, self.progress = log_every, sample_every, ckpt_every, progress
         torch.manual_seed(p.seed + self.rank)                                   # dropout draws from the global RNG
         self.model = UNet.from_preset(p).to(self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.bf16 = p.precision == 'bf16' or (p.precision == 'auto' and self.device.type == 'cuda')
-        if self.bf16 and self.device.type == 'cpu' and cpu_has_native_bf16() is False and self.rank == 0:
-            warnings.warn(f"[{p.name}] precision = bf16, but this CPU has no bf16 units (AVX512-BF16/AMX): bf16 autocast is "
-                          f"emulated and may be slower than float32; pass precision=fp32 to train in float32", stacklevel=2)
         self.model.to(memory_format=self.memory_format)
+        self.bf16 = _use_bf16(p, self.device, self.rank)
         self.diffusion, self.ema = Diffusion.from_preset(p), EMA(self.model, p.ema_decay)
+        self.t_sampler = LossAwareSampler(p.T) if p.t_sampling == 'loss_aware' else None
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, fused=self.device.type == 'cuda')
-        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=p.warmup, total=p.steps, schedule=p.lr_schedule))
+        schedule = partial(lr_factor, warmup=p.warmup, total=p.steps, schedule=p.lr_schedule)
+        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
         self.gen = torch.Generator().manual_seed(p.seed)
         self.batches = BatchSampler(data, p.batch_size, self.gen, self.rank, self.world)
-        fn = self.model
-        if self.world > 1: fn = nn.parallel.DistributedDataParallel(fn, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
-        if compile: fn = torch.compile(fn)
-        self.net, self.step, self.history = _Net(fn, self.model), 0, []
-        self.stop_requested = False
+        self.net, self.step, self.history, self.stop_requested = _Net(_wrap(self, compile), self.model), 0, [], False
 
     @property
     def is_main(self) -> bool: return self.rank == 0
 
 # %% ../nbs/07_train.ipynb #b3c41b08
-def _draw(self: Trainer):
-    "This rank's slice of the global batch: x0, labels after dropout, t and eps, on the device."
-    p, B = self.preset, self.preset.batch_size
-    x0, y = self.batches.next()
-    t = torch.randint(0, self.diffusion.T, (B,), generator=self.gen)
-    eps = torch.randn((B, *x0.shape[1:]), generator=self.gen)
-    drop = torch.rand(B, generator=self.gen) < p.p_uncond
-    mine = slice(self.rank * B // self.world, (self.rank + 1) * B // self.world)
-    t, eps, drop = t[mine], eps[mine], drop[mine]
-    if self.model.num_classes is None: y = None
-    elif p.p_uncond > 0: y = torch.where(drop, torch.full_like(y, self.model.null_class), y)
-    to = lambda v: None if v is None else v.to(self.device, non_blocking=True)
-    return to(x0).contiguous(memory_format=self.memory_format), to(y), to(t), to(eps).contiguous(memory_format=self.memory_format)
+def _use_bf16(p: Preset, device: torch.device, rank: int) -> bool:
+    "Whether to train under bf16 autocast: `precision = bf16`, or `auto` on a GPU (warns on CPUs without bf16)."
+    bf16 = p.precision == 'bf16' or (p.precision == 'auto' and device.type == 'cuda')
+    if bf16 and device.type == 'cpu' and cpu_has_native_bf16() is False and rank == 0:
+        warnings.warn(f"[{p.name}] precision = bf16, but this CPU has no bf16 units (AVX512-BF16/AMX): bf16 autocast "
+                      f"is emulated and may be slower than float32; pass precision=fp32 to train in float32", stacklevel=3)
+    return bf16
 
-def _train_step(self: Trainer) -> tuple[float, float]:
-    "One optimizer step of Algorithm 1; returns (loss, gradient norm). Raises TrainingError on a non-finite loss."
-    x0, y, t, eps = _draw(self)
-    try:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.diffusion.training_losses(self.net, x0, y, t=t, eps=eps)['loss'].float().mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+def _wrap(tr: Trainer, compile: bool):
+    "The network as the loss calls it: DDP across processes, compiled if asked."
+    fn = tr.model
+    if tr.world > 1:
+        fn = nn.parallel.DistributedDataParallel(fn, device_ids=[tr.device.index] if tr.device.type == 'cuda' else None)
+    return torch.compile(fn) if compile else fn
+
+# %% ../nbs/07_train.ipynb #33c957d0
+@patch
+def train_step(self: Trainer) -> tuple[float, float]:
+    "One optimizer step of Algorithm 1 (the Diffusion's `loss`) on the global batch; returns (loss, gradient norm)."
+    x0, y = self.batches.next()                                        # this process's slice of the global batch
+    draw = self.diffusion.draw((self.preset.batch_size, *x0.shape[1:]), self.gen, self.t_sampler)
+    y = y if self.model.num_classes is not None else None
+    self.opt.zero_grad(set_to_none=True)
+    try: loss = sum(self._micro_step(x0, y, draw, k) for k in range(self.micro_batches)) / self.micro_batches
     except torch.OutOfMemoryError:
         self.opt.zero_grad(set_to_none=True)
         B = self.preset.batch_size
-        raise TrainingError(f"out of memory on {self.device.type} at step {self.step + 1} with batch_size {B}: try a smaller batch, "
-                            f"e.g. batch_size={max(B // 2, 1)} (as an override), or --channels-last / a smaller model; "
-                            f"the last good checkpoint in {self.out} was kept") from None
-    gn = nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.grad_clip if self.preset.grad_clip > 0 else float('inf'))
+        raise TrainingError(f"out of memory on {self.device.type} at step {self.step + 1} with batch_size {B}: try a "
+                            f"smaller batch, e.g. batch_size={max(B // 2, 1)} (as an override), --micro-batches 2, "
+                            f"or --channels-last / a smaller model; the last good checkpoint in {self.out} was kept") from None
+    clip = self.preset.grad_clip if self.preset.grad_clip > 0 else float('inf')
+    gn = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
     stats = torch.stack([loss.detach(), gn.detach().float()])
-    if self.world > 1: dist.all_reduce(stats); stats /= self.world
+    if self.world > 1:
+        dist.all_reduce(stats)
+        stats /= self.world
     if not torch.isfinite(stats).all():
         raise TrainingError(f"loss became {stats[0].item()} (gradient norm {stats[1].item()}) at step {self.step + 1}; "
                             f"nothing was saved from this step, the last good checkpoint in {self.out} was kept. "
                             f"Try a lower lr (now {self.preset.lr}) or grad_clip > 0.")
-    self.opt.step(); self.lr_sched.step(); self.ema.update(self.model); self.step += 1
+    self.opt.step()
+    self.lr_sched.step()
+    self.ema.update(self.model)
+    self.step += 1
     return stats[0].item(), stats[1].item()
 
-Trainer.train_step = _train_step
+@patch
+def _micro_step(self: Trainer, x0, y, draw: NoiseDraw, k: int) -> torch.Tensor:
+    "Forward and backward of micro-batch `k` of this process's slice; gradients accumulate. Returns its loss."
+    K, mf = self.micro_batches, self.memory_format
+    part = draw.part(self.rank * K + k, self.world * K).to(self.device)
+    part = replace(part, eps=part.eps.contiguous(memory_format=mf))
+    n = len(x0) // K
+    xs = x0[k * n:(k + 1) * n].to(self.device, non_blocking=True).contiguous(memory_format=mf)
+    ys = None if y is None else y[k * n:(k + 1) * n].to(self.device, non_blocking=True)
+    last = k == K - 1                      # under DDP, gradients are all-reduced once, after the last micro-batch
+    sync = self.net.fn.no_sync() if self.world > 1 and not last else nullcontext()
+    with sync:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.diffusion.loss(self.net, xs, ys, draw=part, t_sampler=self.t_sampler)
+        (loss / K).backward()
+    return loss.detach()
 
 # %% ../nbs/07_train.ipynb #13235a69
-_ARCH_KEYS = ('dataset', 'image_size', 'channels', 'num_classes', 'T', 'schedule', 'beta_start', 'beta_end', 'base_channels',
-              'channel_mults', 'num_res_blocks', 'attention_resolutions', 'conditioning', 'prediction', 'variance')
+_ARCH_KEYS = ('dataset', 'image_size', 'channels', 'num_classes', 'T', 'schedule', 'beta_start', 'beta_end',
+              'base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions', 'conditioning',
+              'prediction', 'variance', 'patch_size')
 
-def _state(self: Trainer) -> dict:
+@patch
+def state_dict(self: Trainer) -> dict:
+    "Everything that decides the next step, for `save_checkpoint`."
     rng = dict(torch=torch.get_rng_state(), gen=self.gen.get_state())
     if torch.cuda.is_available(): rng['cuda'] = torch.cuda.get_rng_state_all()
-    return dict(step=self.step, model=self.model.state_dict(), ema=self.ema.model.state_dict(), ema_updates=self.ema.updates,
-                optimizer=self.opt.state_dict(), lr_sched=self.lr_sched.state_dict(), rng=rng, batches=self.batches.state_dict(),
-                preset=json.dumps(asdict(self.preset)), overrides=json.dumps(self.overrides))
+    return dict(step=self.step, model=self.model.state_dict(), ema=self.ema.model.state_dict(),
+                ema_updates=self.ema.updates, optimizer=self.opt.state_dict(), lr_sched=self.lr_sched.state_dict(),
+                rng=rng, batches=self.batches.state_dict(), preset=json.dumps(asdict(self.preset)),
+                overrides=json.dumps(self.overrides),
+                t_sampler=self.t_sampler.state_dict() if self.t_sampler is not None else None)
 
-def _save(self: Trainer) -> Path | None:
+@patch
+def save(self: Trainer) -> Path | None:
     "Write the checkpoint (rank 0 only) atomically to out/ckpt.pt."
     return save_checkpoint(self.state_dict(), self.out / 'ckpt.pt') if self.is_main else None
 
-def _load(self: Trainer, state: dict):
+# %% ../nbs/07_train.ipynb #60527ae7
+@patch
+def load_state_dict(self: Trainer, state: dict):
     "Restore a checkpoint's full training state, after checking it was made for the same architecture."
     saved = json.loads(state['preset'])
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in asdict(self.preset).items()
-            if k in _ARCH_KEYS and json.loads(json.dumps(v)) != saved.get(k)]
+            if k in _ARCH_KEYS and k in saved and json.loads(json.dumps(v)) != saved.get(k)]
     if diff: raise CheckpointError("the checkpoint was made for a different model/diffusion: " + '; '.join(diff))
     try:
-        self.model.load_state_dict(state['model']); self.ema.model.load_state_dict(state['ema'])
-    except RuntimeError as e: raise CheckpointError(f"checkpoint weights do not fit this model: {' '.join(str(e).split())[:300]}") from None
-    self.opt.load_state_dict(state['optimizer']); self.lr_sched.load_state_dict(state['lr_sched'])
+        self.model.load_state_dict(state['model'])
+        self.ema.model.load_state_dict(state['ema'])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit this model: {' '.join(str(e).split())[:300]}") from None
+    self.opt.load_state_dict(state['optimizer'])
+    self.lr_sched.load_state_dict(state['lr_sched'])
     self.ema.updates, self.step = int(state['ema_updates']), int(state['step'])
-    self.batches.load_state_dict(state['batches']); self.gen.set_state(state['rng']['gen'])
+    self.batches.load_state_dict(state['batches'])
+    self.gen.set_state(state['rng']['gen'])
     torch.set_rng_state(state['rng']['torch'])
     if 'cuda' in state['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['rng']['cuda'])
+    if self.t_sampler is not None and state.get('t_sampler'): self.t_sampler.load_state_dict(state['t_sampler'])
 
-def _resume(self: Trainer, path=None) -> bool:
+@patch
+def resume(self: Trainer, path=None) -> bool:
     "Resume from `path` (default out/ckpt.pt) if it exists; returns whether it did."
     path = Path(path) if path else self.out / 'ckpt.pt'
     if not path.exists(): return False
     self.load_state_dict(load_checkpoint(path))
     return True
 
-Trainer.state_dict, Trainer.save, Trainer.load_state_dict, Trainer.resume = _state, _save, _load, _resume
-
 # %% ../nbs/07_train.ipynb #2795d00f
+@patch
 @torch.no_grad()
-def _sample_grid(self: Trainer, n_per_class: int = 8, steps: int = 50, guidance: float = 0.0, seed: int = 0) -> torch.Tensor:
-    "EMA samples: one row per class (conditional) or an 8-wide grid; DDIM with `steps` steps; images in [-1, 1]."
+def sample_grid(self: Trainer, n_per_class: int = 8, steps: int = 50, guidance: float = 0.0, seed: int = 0):
+    "EMA samples in [-1, 1]: one row per class (conditional) or an 8-wide grid; DDIM with `steps` steps."
     p, m = self.preset, self.ema.model
     n_cls = m.num_classes or 1
     y = torch.arange(n_cls, device=self.device).repeat_interleave(n_per_class) if m.num_classes else None
-    return self.diffusion.sample(m, (n_cls * n_per_class, p.channels, p.image_size, p.image_size), y, steps=min(steps, self.diffusion.T),
-                                 sampler='ddim', guidance=guidance if m.num_classes else 0.0,
+    shape = (n_cls * n_per_class, p.channels, p.image_size, p.image_size)
+    return self.diffusion.sample(m, shape, y, steps=min(steps, self.diffusion.T), sampler='ddim',
+                                 guidance=guidance if m.num_classes else 0.0,
                                  generator=torch.Generator(self.device).manual_seed(seed))
 
+@patch
 def _log(self: Trainer, row: dict):
+    "Append one row to out/log.csv (with a header if the file is new)."
     path = self.out / 'log.csv'
     new = not path.exists()
     with open(path, 'a', newline='') as f:
@@ -285,32 +232,27 @@ def _log(self: Trainer, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-Trainer.sample_grid = _sample_grid
-
 # %% ../nbs/07_train.ipynb #ca815d98
-def _fit(self: Trainer, steps: int | None = None, max_minutes: float | None = None) -> dict:
-    "Train until `steps` (default: the preset's) or `max_minutes` of training; summary status 'done', 'time_limit' or 'interrupted'."
+@patch
+def fit(self: Trainer, steps: int | None = None, max_minutes: float | None = None) -> dict:
+    "Train to `steps` (default: the preset's) or for `max_minutes`; summary status 'done', 'time_limit' or 'interrupted'."
     total = self.preset.steps if steps is None else steps
-    if self.is_main:
-        try: self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise CheckpointError(f"cannot write to {self.out}: {e.strerror or e}; choose a writable --out folder") from None
-        if self.step == 0:      # a new run: a log or card left in the folder by an earlier one must not mix into ours
-            for f in ('log.csv', 'card.json'): (self.out / f).unlink(missing_ok=True)
-    def stop(signum, frame): self.stop_requested = True
-    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+    self._prepare_out()
+    handlers = _catch_stop(self)
     t0, n0, window, status = time.time(), self.step, [], 'done'
-    bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.is_main), desc=f'train [{self.preset.name}]')
+    bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.is_main),
+               desc=f'train [{self.preset.name}]')
     try:
         while self.step < total:
-            if self.stop_requested: status = 'interrupted'; break
-            if max_minutes is not None and time.time() - t0 >= 60 * max_minutes: status = 'time_limit'; break
-            ts = time.time(); loss, gn = self.train_step(); window.append(loss)
-            ips = self.preset.batch_size / max(time.time() - ts, 1e-9)
-            bar.update(1); bar.set_postfix(loss=f'{loss:.4f}', img_s=f'{ips:.0f}')
+            status = 'interrupted' if self.stop_requested else 'time_limit' if _late(t0, max_minutes) else 'done'
+            if status != 'done': break
+            ts = time.time()
+            loss, gn = self.train_step()
+            window.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f'{loss:.4f}', img_s=f'{self.preset.batch_size / max(time.time() - ts, 1e-9):.0f}')
             if self.is_main and (self.step % self.log_every == 0 or self.step == total):
-                row = dict(step=self.step, loss=sum(window) / len(window), lr=self.lr_sched.get_last_lr()[0], grad_norm=gn,
-                           images_per_s=self.preset.batch_size * (self.step - n0) / (time.time() - t0), elapsed_s=time.time() - t0)
-                self.history.append(row); _log(self, row); window = []
+                window = self._log_row(window, gn, t0, n0)
             if self.ckpt_every and self.step % self.ckpt_every == 0 and self.step < total: self.save()
             if self.is_main and self.sample_every and self.step % self.sample_every == 0:
                 save_grid(self.sample_grid(), self.out / 'samples' / f'step_{self.step:07d}.png', nrow=8)
@@ -318,53 +260,48 @@ def _fit(self: Trainer, steps: int | None = None, max_minutes: float | None = No
         bar.close()
         for s, h in handlers.items(): signal.signal(s, h)
     self.save()
+    return self._finish(status, t0, n0)
+
+def _late(t0: float, max_minutes: float | None) -> bool: return max_minutes is not None and time.time() - t0 >= 60 * max_minutes
+
+# %% ../nbs/07_train.ipynb #adc3298f
+@patch
+def _prepare_out(self: Trainer):
+    "Make the output folder; a run that starts at step 0 removes an earlier run's log and card first."
+    if not self.is_main: return
+    try: self.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {self.out}: {e.strerror or e}; choose a writable --out folder") from None
+    if self.step == 0:         # a new run: a log or card left in the folder by an earlier one must not mix into ours
+        for f in ('log.csv', 'card.json'): (self.out / f).unlink(missing_ok=True)
+
+def _catch_stop(tr: Trainer) -> dict:
+    "Ctrl-C and SIGTERM set a flag (the step finishes, a checkpoint is written); the previous handlers, to restore."
+    def stop(signum, frame): tr.stop_requested = True
+    if threading.current_thread() is not threading.main_thread(): return {}
+    return {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+@patch
+def _log_row(self: Trainer, window: list, gn: float, t0: float, n0: int) -> list:
+    "Log the mean loss of `window` and the speed so far; returns a new, empty window."
+    now = time.time()
+    row = dict(step=self.step, loss=sum(window) / len(window), lr=self.lr_sched.get_last_lr()[0], grad_norm=gn,
+               images_per_s=self.preset.batch_size * (self.step - n0) / (now - t0), elapsed_s=now - t0)
+    self.history.append(row)
+    self._log(row)
+    return []
+
+@patch
+def _finish(self: Trainer, status: str, t0: float, n0: int) -> dict:
+    "The run's summary, written into the card (rank 0)."
     wall = time.time() - t0
     summary = dict(status=status, step=self.step, wall_time_s=round(wall, 1),
                    images_per_s=round(self.preset.batch_size * (self.step - n0) / max(wall, 1e-9), 1),
                    final_loss=self.history[-1]['loss'] if self.history else None)
     if self.is_main:
-        write_card(self.out / 'card.json', preset=asdict(self.preset), overrides=self.overrides, environment=environment(),
-                   parameters=param_count(self.model), world_size=self.world, training=summary)
-        if status == 'interrupted': print(f"interrupted at step {self.step}: resumable checkpoint written to {self.out / 'ckpt.pt'}")
+        write_card(self.out / 'card.json', preset=asdict(self.preset), overrides=self.overrides,
+                   environment=environment(), parameters=param_count(self.model), world_size=self.world,
+                   training=summary)
+        if status == 'interrupted':
+            print(f"interrupted at step {self.step}: resumable checkpoint written to {self.out / 'ckpt.pt'}")
     return summary
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
-
-Trainer.fit = _fit
-
-# %% ../nbs/07_train.ipynb #7feb5f73
-def preset_from_checkpoint(state: dict) -> Preset:
-    "The resolved preset stored in a checkpoint."
-    d = json.loads(state['preset'])
-    for k in ('channel_mults', 'attention_resolutions'): d[k] = tuple(d[k])
-    return Preset(**d)
-
-def load_model(path, use_ema: bool = True, device=None) -> tuple[UNet, Diffusion, Preset]:
-    "(network in eval mode, its Diffusion, its Preset) from a checkpoint; EMA weights unless `use_ema=False`."
-    state = load_checkpoint(path)
-    p = preset_from_checkpoint(state)
-    model = UNet.from_preset(p)
-    try: model.load_state_dict(state['ema' if use_ema else 'model'])
-    except RuntimeError as e: raise CheckpointError(f"{path}: weights do not fit the model its preset describes: {' '.join(str(e).split())[:300]}") from None
-    return model.eval().requires_grad_(False).to(device or 'cpu'), Diffusion.from_preset(p), p
-
-# %% ../nbs/07_train.ipynb #dae1b964
-class Autocast(nn.Module):
-    "`eps_model` evaluated under autocast to `dtype`, output in float32: half-precision network calls, float32 sampler arithmetic."
-    def __init__(self, eps_model: nn.Module, dtype: torch.dtype = torch.bfloat16):
-        super().__init__()
-        self.eps_model, self.dtype = eps_model, dtype
-        self.num_classes, self.null_class = eps_model.num_classes, eps_model.null_class
-    def forward(self, x, t, y=None):
-        with torch.autocast(x.device.type, dtype=self.dtype): return self.eps_model(x, t, y).float()
-
-def for_sampling(model: nn.Module, precision: str = 'fp32') -> nn.Module:
-    "`model` as a sampler should call it: itself for 'fp32', wrapped in `Autocast` for 'bf16' (warns on a CPU without bf16 units)."
-    if precision not in ('fp32', 'bf16'): raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
-    if precision == 'fp32': return model
-    if next(model.parameters()).device.type == 'cpu' and cpu_has_native_bf16() is False:
-        warnings.warn("precision='bf16' on a CPU without bf16 units (AVX512-BF16/AMX): bf16 is emulated there and may be "
-                      "slower than fp32", stacklevel=2)
-    return Autocast(model)

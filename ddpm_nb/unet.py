@@ -5,11 +5,12 @@ as a learned bias after their first convolution."""
 
 # %% ../nbs/04_unet.ipynb #c0badf08
 from __future__ import annotations
-import math, typing
+import math
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from einops import rearrange
-from .presets import Conditioning, Preset, load_preset
+from fastcore.basics import patch
+from .presets import Conditioning, Preset, load_preset, check_choice, ladder_problem
 
 # %% auto #0
 __all__ = ['timestep_embedding', 'TimeEmbedding', 'norm_groups', 'group_norm', 'ResBlock', 'AttentionBlock', 'Downsample',
@@ -49,8 +50,7 @@ def group_norm(channels: int) -> nn.GroupNorm:
 # %% ../nbs/04_unet.ipynb #856e9105
 def _check_conditioning(conditioning, num_classes):
     "Raise unless `conditioning` is a `Conditioning` and `num_classes` is None or >= 1 ('none' needs None)."
-    if conditioning not in typing.get_args(Conditioning):
-        raise ValueError(f"conditioning={conditioning!r}: expected one of {typing.get_args(Conditioning)}")
+    check_choice(conditioning, Conditioning, 'conditioning')
     if num_classes is not None and (type(num_classes) is not int or num_classes < 1):
         raise ValueError(f"num_classes={num_classes!r}: expected an int >= 1, or None for an unconditional model")
     if conditioning == 'none' and num_classes is not None:
@@ -129,13 +129,10 @@ def _check_config(in_channels, image_size, base_channels, channel_mults, num_res
     if not channel_mults or min(channel_mults) < 1:
         raise ValueError(f"channel_mults={channel_mults!r}: expected one or more ints >= 1")
     if not 0 <= dropout < 1: raise ValueError(f"dropout={dropout!r}: expected a value in [0, 1)")
-    if image_size % patch_size: raise ValueError(f"image_size={image_size} must divide by patch_size={patch_size}")
-    levels, side = len(channel_mults), image_size // patch_size        # the ladder starts at the patched side
-    if side % 2 ** (levels - 1):
-        what = f"image_size={image_size}" + (f" / patch_size={patch_size} = {side}" if patch_size > 1 else "")
-        raise ValueError(f"{what} must divide by 2**{levels - 1} for {levels} levels "
-                         f"(channel_mults={tuple(channel_mults)}); use fewer levels")
-    ladder = [side // 2 ** i for i in range(levels)]
+    if problem := ladder_problem(image_size, patch_size, channel_mults):     # the rule of chapter 0, stated once
+        raise ValueError(f"{problem} (channel_mults={tuple(channel_mults)})")
+    side = image_size // patch_size                                          # the ladder starts at the patched side
+    ladder = [side // 2 ** i for i in range(len(channel_mults))]
     bad = [r for r in attention_resolutions if r not in ladder]
     if bad: raise ValueError(f"attention_resolutions={tuple(attention_resolutions)}: {bad} not in the ladder "
                              f"{ladder} (sizes in pixels)")
@@ -213,15 +210,19 @@ class UNet(nn.Module):
         self.up = _up_path(block, ch, channel_mults, num_res_blocks, attn, bottom, skips)
         self.out = nn.Sequential(group_norm(ch * channel_mults[0]), nn.SiLU(),
                                  nn.Conv2d(ch * channel_mults[0], self.out_channels * p2, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight); nn.init.zeros_(self.out[-1].bias)   # the output starts at 0
+        nn.init.zeros_(self.out[-1].weight)                                     # the output starts at 0
+        nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, x, t, y=None):
         "x (B, in_channels, S, S), t (B,) steps, y (B,) labels 0..num_classes -> (B, out_channels, S, S)."
         _check_inputs(self, x, t, y)
         emb = self.time_embed(t)                                    # once per forward, shared by every block
         p = self.patch_size
-        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x); hs = [h]     # (B, C p^2, S/p, S/p)
-        for stage in self.down: h = _run(stage, h, emb, y); hs.append(h)
+        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)              # (B, C p^2, S/p, S/p)
+        hs = [h]
+        for stage in self.down:
+            h = _run(stage, h, emb, y)
+            hs.append(h)
         h = _run(self.mid, h, emb, y)
         for stage in self.up:
             if isinstance(stage[0], ResBlock): h = torch.cat([h, hs.pop()], dim=1)
@@ -234,7 +235,8 @@ def _run(stage, h, emb, y):
     return h
 
 # %% ../nbs/04_unet.ipynb #0504dd0c
-def _from_preset(cls, preset: Preset | str, learned_variance: bool | None = None) -> UNet:
+@patch(cls_method=True)
+def from_preset(cls: UNet, preset: Preset | str, learned_variance: bool | None = None) -> UNet:
     "Build the UNet a preset describes (a `Preset` or a preset name); see the rules above."
     p = load_preset(preset) if isinstance(preset, str) else preset
     lv = p.variance == 'learned' if learned_variance is None else learned_variance
@@ -242,8 +244,6 @@ def _from_preset(cls, preset: Preset | str, learned_variance: bool | None = None
     return cls(p.channels, p.image_size, p.base_channels, p.channel_mults, p.num_res_blocks,
                p.attention_resolutions, p.dropout, labels, p.conditioning, 2 * p.channels if lv else None,
                p.patch_size)
-
-UNet.from_preset = classmethod(_from_preset)
 
 def param_count(model: nn.Module) -> int:
     "Number of parameters of `model`."

@@ -7,24 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ddpm_nb.data import (CIFAR10_CLASSES, DataError, ImageDataset, check_images, dataset_for_preset,
-                          infinite_batches, load_cifar10, load_dataset, load_digits, load_mnist, make_loader,
-                          read_idx)
+from ddpm_nb.data import (CIFAR10_CLASSES, BatchSampler, DataError, ImageDataset, check_images, dataset_for_preset,
+                          load_cifar10, load_dataset, load_digits, load_mnist, read_idx)
+from ddpm_nb.testing import write_idx, fake_mnist
 from ddpm_nb.presets import load_preset
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mnist'  # ../shared/data from the repo root
-
-
-def write_idx(path, a, gz=False):
-    data = bytes([0, 0, 8, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape) + a.astype(np.uint8).tobytes()
-    Path(path).write_bytes(gzip.compress(data) if gz else data)
-
-
-def fake_mnist(folder, split='t10k', n=5):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    write_idx(folder / f'{split}-images-idx3-ubyte.gz', rng.integers(0, 256, (n, 28, 28)), gz=True)
-    write_idx(folder / f'{split}-labels-idx1-ubyte', np.arange(n) % 10)
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +55,7 @@ def test_missing_mnist_is_clear_and_offline(tmp_path):
 
 
 def test_mnist_test_split_as_train_needs_opt_in(tmp_path):
-    fake_mnist(tmp_path / 'MNIST' / 'raw')  # torchvision's layout, test split only
+    fake_mnist(tmp_path / 'MNIST' / 'raw', n=5)  # torchvision's layout, test split only
     with pytest.raises(DataError, match='allow_test_as_train=True'): load_mnist(tmp_path)
     ds = load_mnist(tmp_path, allow_test_as_train=True)
     assert ds.images.shape == (5, 1, 28, 28) and ds.labels.tolist() == [0, 1, 2, 3, 4]
@@ -106,7 +94,7 @@ def test_shape_and_label_errors(digits):
 
 
 def test_load_dataset_and_preset(tmp_path, digits):
-    fake_mnist(tmp_path, split='train')
+    fake_mnist(tmp_path, n=5, split='train')
     assert load_dataset('mnist', tmp_path, image_size=32).images.shape == (5, 1, 32, 32)
     assert dataset_for_preset('digits').images.shape == (1797, 1, 8, 8)      # the preset trains at native 8x8
     with pytest.raises(DataError, match='resize explicitly'):
@@ -115,18 +103,19 @@ def test_load_dataset_and_preset(tmp_path, digits):
     with pytest.raises(DataError, match='pass root='): load_dataset('cifar10')
 
 
-def test_loader_batches_and_flips(digits):
+def test_batch_sampler_batches_and_flips(digits):
     g = lambda: torch.Generator().manual_seed(3)
-    xb, yb = next(iter(make_loader(digits, 64, generator=g())))
+    xb, yb = BatchSampler(digits, 64, g()).next()
     assert xb.shape == (64, 1, 16, 16) and yb.shape == (64,)
-    assert torch.equal(next(iter(make_loader(digits, 64, generator=g())))[1], yb)
-    it = infinite_batches(make_loader(digits, 800))  # 2 batches per epoch: 5 batches run through 3 epochs
-    assert sum(len(next(it)[1]) for _ in range(5)) == 4000
-    with pytest.raises(DataError, match='fewer than one batch'): make_loader(digits, 2000)
+    assert torch.equal(BatchSampler(digits, 64, g()).next()[1], yb)
+    bs = BatchSampler(digits, 800, g())  # 2 batches per epoch: 5 batches run through 3 epochs
+    assert sum(len(bs.next()[1]) for _ in range(5)) == 4000 and bs.epoch == 2
+    with pytest.raises(DataError, match='larger than the dataset'): BatchSampler(digits, 2000, g())
     # hflip: every image comes back as itself or its mirror image, and both happen
     img = torch.linspace(-1, 1, 4).expand(1, 4, 4)
     ds = ImageDataset(img.expand(400, 1, 4, 4).contiguous(), torch.zeros(400).long(), 1, hflip=True)
-    x = torch.cat([b for b, _ in make_loader(ds, 100)])
+    bs = BatchSampler(ds, 100, g())
+    x = torch.cat([bs.next()[0] for _ in range(4)])
     same, mirrored = (x == img).flatten(1).all(1), (x == img.flip(-1)).flatten(1).all(1)
     assert bool((same | mirrored).all()) and 100 < int(mirrored.sum()) < 300  # Binomial(400, 1/2): sd 10
 

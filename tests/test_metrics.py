@@ -179,7 +179,7 @@ def test_evaluate_checkpoint_writes_card(tmp_path):
     r16 = evaluate_checkpoint(run / 'ckpt.pt', metrics=['accuracy'], n=40, steps=5, batch_size=20, cache_dir=tmp_path / 'cache',
                               classifier_kw=dict(steps=20), progress=False, device='cpu', precision='bf16')
     assert r16['accuracy']['samples']['precision'] == 'bf16' and 0 <= r16['accuracy']['overall'] <= 1
-    with pytest.raises(ValueError, match="expected 'fp32' or 'bf16'"):
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         evaluate_checkpoint(run / 'ckpt.pt', metrics=['accuracy'], precision='fp16', cache_dir=tmp_path / 'cache')
     with pytest.raises(MetricUnavailable):
         evaluate_checkpoint(run / 'ckpt.pt', metrics=['fid'], fid_weights=tmp_path / 'none.pth')

@@ -19,8 +19,11 @@ from ddpm_nb.cli import main
 from ddpm_nb.presets import load_preset, PresetError
 from ddpm_nb.data import load_digits, load_mnist, load_cifar10, ImageDataset, DataError
 from ddpm_nb.unet import UNet
+from ddpm_nb import testing
+from ddpm_nb.testing import write_idx
 from ddpm_nb.diffusion import Diffusion
-from ddpm_nb.train import (Trainer, TrainingError, CheckpointError, save_checkpoint, load_checkpoint, load_model,
+from ddpm_nb.train import Trainer, TrainingError
+from ddpm_nb.checkpoint import (CheckpointError, save_checkpoint, load_checkpoint, load_model,
                            CKPT_FORMAT)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,18 +59,9 @@ def console():
     exe = Path(sys.executable).parent / 'ddpm-nb'
     return [str(exe)] if exe.exists() else [sys.executable, '-c', 'from ddpm_nb.cli import _entry; _entry()']
 
-def write_idx(path, a, gz=False):
-    "Write uint8 array `a` as an IDX file (MNIST's format)."
-    a = np.asarray(a)
-    data = bytes([0, 0, 8, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape) + a.astype(np.uint8).tobytes()
-    Path(path).write_bytes(gzip.compress(data) if gz else data)
-
 def fake_mnist(folder, n=20, labels=None, images=None):
-    "An MNIST training split of `n` blank 28x28 digits in `folder`."
-    folder.mkdir(parents=True, exist_ok=True)
-    write_idx(folder / 'train-images-idx3-ubyte.gz', np.zeros((n, 28, 28)) if images is None else images, gz=True)
-    write_idx(folder / 'train-labels-idx1-ubyte', np.arange(n) % 10 if labels is None else labels)
-    return folder
+    "An MNIST training split of `n` blank 28x28 digits in `folder` (the book's fixture, blank by default)."
+    return testing.fake_mnist(folder, n, 'train', labels, np.zeros((n, 28, 28)) if images is None else images)
 
 def weights(path):
     "Model and EMA tensors of a checkpoint, by name."

@@ -247,8 +247,8 @@ def test_patches_from_preset_learned_variance_and_old_presets():
     assert UNet.from_preset('digits').patch_size == 1 and UNet.from_preset('workshop').patch_size == 2
 
 
-@pytest.mark.parametrize('kw,msg', [(dict(patch_size=0), 'patch_size=0'), (dict(patch_size=3), 'divide by patch_size=3'),
-                                    (dict(patch_size=2, channel_mults=(1, 2, 2, 2, 2)), '16 / patch_size=2 = 8 must divide by 2\\*\\*4'),
+@pytest.mark.parametrize('kw,msg', [(dict(patch_size=0), 'patch_size=0'), (dict(patch_size=3), 'divide by patch_size 3'),
+                                    (dict(patch_size=2, channel_mults=(1, 2, 2, 2, 2)), '16 / patch_size 2: 8 must divide by 2\\*\\*4'),
                                     (dict(patch_size=2, attention_resolutions=(16,)), r'not in the ladder \[8, 4\]')])
 def test_patches_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg): tiny(**kw)

@@ -15,7 +15,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 import torch
 from ddpm_nb.data import load_mnist
-from ddpm_nb.train import load_model, write_card
+from ddpm_nb.checkpoint import load_model, write_card
 from ddpm_nb.metrics import classifier_for, sample_balanced, class_accuracy, classifier_frechet
 
 BIN = Path(sys.executable).parent

@@ -11,7 +11,7 @@ import torch
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
-from ddpm_nb.train import load_model, write_card
+from ddpm_nb.checkpoint import load_model, write_card
 from ddpm_nb.data import load_mnist
 from ddpm_nb.forward import noise_sequence
 from ddpm_nb.viz import save_grid, save_gif, sequence_frames, image_grid

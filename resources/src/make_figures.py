@@ -21,7 +21,7 @@ from ddpm_nb.schedules import Schedule, linear_betas
 from ddpm_nb.forward import noise_sequence, predict_eps_from_x0
 from ddpm_nb.elbo import calc_bpd_loop, mse_weight
 from ddpm_nb.unet import UNet, param_count, timestep_embedding, ResBlock, AttentionBlock
-from ddpm_nb.diffusion import toy_data, ToyNet   # chapter 5's toy problem, reused as is
+from ddpm_nb.testing import toy_data, ToyNet, Oracle   # the book's fixtures (chapter 5's toy problem)
 from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.data import load_digits
 
