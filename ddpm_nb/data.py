@@ -214,7 +214,8 @@ def _folder_files(folder: Path, max_per_class=None):
     files, labels = [], []
     for c in classes:
         fs = sorted(p for p in (folder/c).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)[:max_per_class]
-        files += fs; labels += [CIFAR10_CLASSES.index(c)] * len(fs)
+        files += fs
+        labels += [CIFAR10_CLASSES.index(c)] * len(fs)
     if not files: raise DataError(f"{folder} has class folders but no images in them (.jpg, .jpeg or .png): the "
                                   "dataset is empty; copy the images in, or point root at the folder that has them")
     return files, torch.tensor(labels)
@@ -345,8 +346,10 @@ class BatchSampler:
     "Random batches from an in-memory `ImageDataset`, epoch by epoch, from one generator; resumable; sharded by rank."
     def __init__(self, ds: ImageDataset, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
         if batch_size < 1: raise DataError(f"batch_size must be >= 1, got {batch_size}")
-        if batch_size % world: raise DataError(f"batch_size {batch_size} must divide by the number of processes {world}")
-        if batch_size > len(ds): raise DataError(f"batch_size {batch_size} is larger than the dataset ({len(ds)} images)")
+        if batch_size % world:
+            raise DataError(f"batch_size {batch_size} must divide by the number of processes {world}")
+        if batch_size > len(ds):
+            raise DataError(f"batch_size {batch_size} is larger than the dataset ({len(ds)} images)")
         self.ds, self.batch_size, self.g, self.rank, self.world = ds, batch_size, generator, rank, world
         self.perm, self.pos, self.epoch = torch.randperm(len(ds), generator=generator), 0, 0
 

@@ -29,12 +29,14 @@ def _null_class(eps_model) -> int:
     return n
 
 def check_labels(eps_model, y: torch.Tensor | None, batch: int, allow_null: bool = False) -> torch.Tensor | None:
-    "Validate labels `y` for `eps_model`: required and in range for a conditional model, absent for an unconditional one."
+    "Validate labels `y` for `eps_model`: required and in range for a conditional model, absent for an unconditional."
     n = _num_classes(eps_model)
     if n is None:
-        if y is not None: raise ValueError("labels y were given but the model is unconditional (num_classes=None); drop y")
+        if y is not None:
+            raise ValueError("labels y were given but the model is unconditional (num_classes=None); drop y")
         return None
-    if y is None: raise ValueError(f"the model is conditional ({n} classes): pass labels y, shape ({batch},), values 0..{n-1}")
+    if y is None:
+        raise ValueError(f"the model is conditional ({n} classes): pass labels y, shape ({batch},), values 0..{n-1}")
     if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.shape != (batch,):
         got = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"labels y must be an integer tensor of shape ({batch},), got {got}")
@@ -143,7 +145,7 @@ def loss(self: Diffusion, eps_model, x0, y=None, generator=None, t_sampler=None,
 
 # %% ../nbs/05_diffusion.ipynb #1fcf5b06
 class LossAwareSampler:
-    "Importance sampling of t, p(t) proportional to sqrt(E[L_t^2]) over recent losses (Nichol & Dhariwal 2021, Sec. 3.3)."
+    "Importance sampling of t: p(t) proportional to sqrt(E[L_t^2]) over recent losses (Improved DDPM, Sec. 3.3)."
     def __init__(self, T: int, history: int = 10, uniform_prob: float = 0.001):
         self.T, self.history, self.uniform_prob = T, history, uniform_prob
         self.losses, self.counts = torch.zeros(T, history, dtype=torch.float64), torch.zeros(T, dtype=torch.long)
@@ -191,7 +193,8 @@ def model_out(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0) 
         raise ValueError(f"guidance={guidance} needs a conditional model and labels y; "
                          "use guidance=0 for an unconditional model")
     y = check_labels(eps_model, y, B)
-    out = eps_model(torch.cat([xt, xt]), torch.cat([tm, tm]), torch.cat([y, torch.full_like(y, _null_class(eps_model))]))
+    null = torch.full_like(y, _null_class(eps_model))
+    out = eps_model(torch.cat([xt, xt]), torch.cat([tm, tm]), torch.cat([y, null]))       # one call of 2B
     cond, uncond = out[:B], out[B:]
     C = xt.shape[1]
     guided = (1 + guidance) * cond[:, :C] - guidance * uncond[:, :C]

@@ -17,14 +17,16 @@ def check_x(x, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
         got = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"{name} must be a floating-point tensor of images scaled to [-1, 1], got {got}")
-    if x.ndim < 2: raise ValueError(f"{name} must have a batch dimension, e.g. (B, C, H, W); got shape {tuple(x.shape)}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have a batch dimension, e.g. (B, C, H, W); got shape {tuple(x.shape)}")
     return x
 
 def check_like(x, ref, name: str, ref_name: str) -> torch.Tensor:
     "`x` if it passes `check_x` and has the shape of `ref`."
     check_x(x, name)
     if x.shape != ref.shape:
-        raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match")
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}; "
+                         "they must match")
     return x
 
 def coef(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,8 @@ def _flags(text: str) -> set:
 def cpu_info(cpuinfo: str | None = None) -> dict:
     "The CPU for a run card: model name, the flags that matter for speed, core counts, native bf16 (informational)."
     text = _cpuinfo_text() if cpuinfo is None else cpuinfo
-    names = [l.split(':', 1)[1].strip() for l in text.splitlines() if l.split(':')[0].strip() in ('model name', 'Model')]
+    lines = [l.split(':', 1) for l in text.splitlines() if ':' in l]
+    names = [v.strip() for k, v in lines if k.strip() in ('model name', 'Model')]
     flags = _flags(text)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     return dict(model=names[0] if names else (platform.processor() or platform.machine()),

@@ -15,7 +15,8 @@ __all__ = ['check_betas', 'linear_betas', 'cosine_betas', 'sigmoid_betas', 'make
 # %% ../nbs/01_schedules.ipynb #3dd647a1
 def check_betas(betas: torch.Tensor) -> torch.Tensor:
     "Validate a schedule: a non-empty 1-D tensor with every beta in the open interval (0, 1)."
-    if betas.ndim != 1 or len(betas) < 1: raise ValueError(f"betas must be a 1-D tensor of length T >= 1, got shape {tuple(betas.shape)}")
+    if betas.ndim != 1 or len(betas) < 1:
+        raise ValueError(f"betas must be a 1-D tensor of length T >= 1, got shape {tuple(betas.shape)}")
     bad = (betas <= 0) | (betas >= 1) | ~torch.isfinite(betas)
     if bad.any():
         i = int(bad.nonzero()[0])
@@ -27,11 +28,12 @@ def _check_T(T):
 
 # %% ../nbs/01_schedules.ipynb #a0906a17
 def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02, rescale: bool = False) -> torch.Tensor:
-    "Ho et al.'s linear schedule (Sec. 4), float64 of length T; `rescale` scales both ends by 1000/T (improved-diffusion)."
+    "Ho et al.'s linear schedule (Sec. 4), float64 of length T; `rescale` scales both ends by 1000/T (Improved DDPM)."
     _check_T(T)
     scale = 1000 / T if rescale else 1.0
     if beta_end * scale >= 1:
-        raise ValueError(f"linear schedule with T={T}: beta_end {beta_end} x {scale:g} >= 1; use a larger T or the cosine schedule")
+        raise ValueError(f"linear schedule with T={T}: beta_end {beta_end} x {scale:g} >= 1; "
+                         "use a larger T or the cosine schedule")
     return check_betas(torch.linspace(beta_start * scale, beta_end * scale, T, dtype=torch.float64))
 
 # %% ../nbs/01_schedules.ipynb #dcddaa37
@@ -44,10 +46,12 @@ def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Ten
     return check_betas((1 - ab[1:] / ab[:-1]).clamp(max=max_beta))
 
 # %% ../nbs/01_schedules.ipynb #2fcd269d
-def sigmoid_betas(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0, max_beta: float = 0.999) -> torch.Tensor:
+def sigmoid_betas(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0,
+                  max_beta: float = 0.999) -> torch.Tensor:
     "Sigmoid schedule of Jabri et al. 2022 (a sigmoid-shaped alpha_bar), betas derived and clipped at `max_beta`."
     _check_T(T)
-    if not start < end or tau <= 0: raise ValueError(f"need start < end and tau > 0, got start={start}, end={end}, tau={tau}")
+    if not start < end or tau <= 0:
+        raise ValueError(f"need start < end and tau > 0, got start={start}, end={end}, tau={tau}")
     sig = lambda z: torch.sigmoid(torch.as_tensor(z, dtype=torch.float64) / tau)
     u = torch.arange(T + 1, dtype=torch.float64) / T
     ab = (sig(end) - sig(u * (end - start) + start)) / (sig(end) - sig(start))

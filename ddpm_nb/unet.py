@@ -144,9 +144,13 @@ def _down_path(block, ch, mults, n_res, attn, size):
     for i, m in enumerate(mults):
         for _ in range(n_res):
             stage = [block(cur, ch * m)] + ([AttentionBlock(ch * m)] if size in attn else [])
-            blocks.append(nn.ModuleList(stage)); cur = ch * m; skips.append(cur)
+            blocks.append(nn.ModuleList(stage))
+            cur = ch * m
+            skips.append(cur)
         if i < len(mults) - 1:
-            blocks.append(nn.ModuleList([Downsample(cur)])); skips.append(cur); size //= 2
+            blocks.append(nn.ModuleList([Downsample(cur)]))
+            skips.append(cur)
+            size //= 2
     return blocks, skips
 
 def _up_path(block, ch, mults, n_res, attn, size, skips):
@@ -155,8 +159,11 @@ def _up_path(block, ch, mults, n_res, attn, size, skips):
     for i, m in reversed(list(enumerate(mults))):
         for _ in range(n_res + 1):
             stage = [block(cur + skips.pop(), ch * m)] + ([AttentionBlock(ch * m)] if size in attn else [])
-            blocks.append(nn.ModuleList(stage)); cur = ch * m
-        if i > 0: blocks.append(nn.ModuleList([Upsample(cur)])); size *= 2
+            blocks.append(nn.ModuleList(stage))
+            cur = ch * m
+        if i > 0:
+            blocks.append(nn.ModuleList([Upsample(cur)]))
+            size *= 2
     return blocks
 
 # %% ../nbs/04_unet.ipynb #ffd7e026
@@ -187,7 +194,7 @@ def _check_inputs(model, x, t, y):
 
 # %% ../nbs/04_unet.ipynb #a7cdd12e
 class UNet(nn.Module):
-    "The noise-prediction network eps_theta(x, t, y) of Ho et al. 2020 (App. B), with class-bias conditioning."
+    "The noise-prediction network eps_theta(x, t, y) of Ho et al. 2020 (App. B); the class as a bias or FiLM."
     def __init__(self, in_channels=1, image_size=28, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
                  attention_resolutions=(), dropout=0.0, num_classes=None, conditioning: Conditioning = 'bias',
                  out_channels=None, patch_size=1):
@@ -213,21 +220,23 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)                                     # the output starts at 0
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x, t, y=None):
-        "x (B, in_channels, S, S), t (B,) steps, y (B,) labels 0..num_classes -> (B, out_channels, S, S)."
-        _check_inputs(self, x, t, y)
-        emb = self.time_embed(t)                                    # once per forward, shared by every block
-        p = self.patch_size
-        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)              # (B, C p^2, S/p, S/p)
-        hs = [h]
-        for stage in self.down:
-            h = _run(stage, h, emb, y)
-            hs.append(h)
-        h = _run(self.mid, h, emb, y)
-        for stage in self.up:
-            if isinstance(stage[0], ResBlock): h = torch.cat([h, hs.pop()], dim=1)
-            h = _run(stage, h, emb, y)
-        return F.pixel_shuffle(self.out(h), p) if p > 1 else self.out(h)    # back to (B, C_out, S, S)
+# %% ../nbs/04_unet.ipynb #55241bfd
+@patch
+def forward(self: UNet, x, t, y=None):
+    "x (B, in_channels, S, S), t (B,) steps, y (B,) labels 0..num_classes -> (B, out_channels, S, S)."
+    _check_inputs(self, x, t, y)
+    emb = self.time_embed(t)                                    # once per forward, shared by every block
+    p = self.patch_size
+    h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)              # (B, C p^2, S/p, S/p)
+    hs = [h]
+    for stage in self.down:
+        h = _run(stage, h, emb, y)
+        hs.append(h)
+    h = _run(self.mid, h, emb, y)
+    for stage in self.up:
+        if isinstance(stage[0], ResBlock): h = torch.cat([h, hs.pop()], dim=1)
+        h = _run(stage, h, emb, y)
+    return F.pixel_shuffle(self.out(h), p) if p > 1 else self.out(h)    # back to (B, C_out, S, S)
 
 def _run(stage, h, emb, y):
     "Apply the modules of `stage` in order; residual blocks also read the time features and labels."

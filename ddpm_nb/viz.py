@@ -15,7 +15,8 @@ __all__ = ['to_uint8', 'image_grid', 'save_grid', 'show_images', 'frame_indices'
 # %% ../nbs/06b_viz.ipynb #6a77e1ef
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     "Images (B, C, H, W) in [-1, 1] as uint8 (B, H, W, C) in 0..255, clipped and rounded."
-    if not isinstance(images, torch.Tensor) or images.ndim != 4: raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
     if images.shape[1] not in (1, 3): raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
@@ -24,7 +25,7 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1, pad_value: int = 0
     "Images (B, C, H, W) in [-1, 1] tiled into one uint8 picture (rows of `nrow` images) of shape (H', W', C)."
     x = to_uint8(images)
     B, H, W, C = x.shape
-    ncol = nrow; nrows = -(-B // ncol)
+    ncol, nrows = nrow, -(-B // nrow)
     grid = np.full((nrows * (H + pad) + pad, ncol * (W + pad) + pad, C), pad_value, dtype=np.uint8)
     for i in range(B):
         r, c = divmod(i, ncol)
@@ -38,7 +39,8 @@ def _pil(arr: np.ndarray, scale: int = 1) -> Image.Image:
 
 def save_grid(images: torch.Tensor, path, nrow: int, scale: int = 2) -> Path:
     "Write a grid of images (B, C, H, W) in [-1, 1] to a PNG at `path`, each pixel enlarged `scale` times."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _pil(image_grid(images, nrow), scale).save(path)
     return path
 
@@ -47,13 +49,14 @@ def show_images(images: torch.Tensor, nrow: int, ax=None, title: str | None = No
     import matplotlib.pyplot as plt   # imported here so the library never needs a display backend to import
     if ax is None: _, ax = plt.subplots(figsize=(nrow * 0.5 + 1, (-(-len(images) // nrow)) * 0.5 + 0.5))
     g = image_grid(images, nrow)
-    ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap='gray', vmin=0, vmax=255); ax.axis('off')
+    ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap='gray', vmin=0, vmax=255)
+    ax.axis('off')
     if title: ax.set_title(title, fontsize=9)
     return ax
 
 # %% ../nbs/06b_viz.ipynb #d2a34b89
 def frame_indices(n_steps: int, n_frames: int, power: float = 2.0) -> list[int]:
-    "Indices into a sequence of `n_steps` states, `n_frames` of them, denser towards the end; always the first and last."
+    "Indices into a sequence of `n_steps` states, `n_frames` of them, denser towards the end; first and last included."
     if n_steps < 1 or n_frames < 1: raise ValueError(f"need n_steps >= 1 and n_frames >= 1, got {n_steps}, {n_frames}")
     u = np.linspace(0, 1, min(n_frames, n_steps)) ** (1 / power)          # u^(1/p) crowds points near 1
     return sorted(set(int(round(v * (n_steps - 1))) for v in u) | {n_steps - 1})
@@ -62,9 +65,11 @@ def frame_indices(n_steps: int, n_frames: int, power: float = 2.0) -> list[int]:
 def save_gif(frames: list[np.ndarray], path, duration_ms: int = 60, hold_last_ms: int = 1500, scale: int = 3) -> Path:
     "Write uint8 pictures (H, W, C) as an endlessly looping GIF, the last one held for `hold_last_ms`."
     if not frames: raise ValueError("no frames to write")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     imgs = [_pil(f, scale) for f in frames]
-    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=[duration_ms] * (len(imgs) - 1) + [hold_last_ms], loop=0, optimize=True)
+    durations = [duration_ms] * (len(imgs) - 1) + [hold_last_ms]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=durations, loop=0, optimize=True)
     return path
 
 def sequence_frames(states, nrow: int, n_frames: int = 60, show_x0: bool = True) -> list[np.ndarray]:
