@@ -29,9 +29,12 @@ export: venv
 presets:
 	cp settings.ini ddpm_nb/presets.ini
 
-## Library and notebooks in sync, then every notebook, then pytest (last, so its summary closes the output).
+## The machine, then library and notebooks in sync and within the house-style limits, then every notebook, then
+## pytest (last, so its summary closes the output).
 test: venv
+	$(PY) tools/machine.py
 	$(PY) tools/check_sync.py
+	$(PY) tools/check_style.py
 	$(MAKE) nbtest
 	$(MAKE) pytest
 

@@ -16,7 +16,7 @@ from .precision import cpu_info
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'preset_from_checkpoint',
-           'load_model', 'environment', 'read_card', 'update_card', 'write_card']
+           'finite_weights', 'load_model', 'environment', 'read_card', 'update_card', 'write_card', 'RunLock']
 
 # %% ../nbs/06d_checkpoint.ipynb #a9f6fcfe
 class CheckpointError(ValueError):
@@ -73,15 +73,23 @@ def preset_from_checkpoint(state: dict, path='the checkpoint') -> Preset:
     try: return Preset(**d)
     except (TypeError, ValueError) as e: raise CheckpointError(f"{path}: its preset cannot be used: {e}") from None
 
+def finite_weights(weights: dict) -> list[str]:
+    "Names of the tensors in a state dict that hold NaN or inf ([] if all are finite)."
+    return [k for k, v in weights.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+
 def load_model(path, use_ema: bool = True, device=None) -> tuple[UNet, Diffusion, Preset]:
     "(network in eval mode, its Diffusion, its Preset) from a checkpoint; EMA weights unless `use_ema=False`."
     state = load_checkpoint(path)
     p = preset_from_checkpoint(state, path)
-    model = UNet.from_preset(p)
-    try: model.load_state_dict(state['ema' if use_ema else 'model'])
+    model, which = UNet.from_preset(p), 'ema' if use_ema else 'model'
+    try: model.load_state_dict(state[which])
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{path}: weights do not fit the model its preset describes: "
                               f"{' '.join(str(e).split())[:300]}") from None
+    if bad := finite_weights(state[which]):
+        raise CheckpointError(f"{path}: {len(bad)} weight tensor(s) hold NaN or inf (e.g. {bad[0]}): this network "
+                              "cannot produce images; use an earlier checkpoint")
     return model.eval().requires_grad_(False).to(device or 'cpu'), Diffusion.from_preset(p), p
 
 # %% ../nbs/06d_checkpoint.ipynb #ba9a0f90
@@ -132,3 +140,38 @@ def write_card(path, **fields) -> Path:
     "Merge `fields` into the JSON run card at `path` (created if missing): `update_card` with a merge."
     update_card(path, lambda card: {**card, **fields})
     return Path(path)
+
+# %% ../nbs/06d_checkpoint.ipynb #ed70ee8b
+class RunLock:
+    "An exclusive lock on a run folder (`out/.lock`) for the lifetime of a run; a second process is refused at once."
+    def __init__(self, folder): self.folder, self.fd = Path(folder), None
+
+    def __enter__(self) -> RunLock:
+        path = self.folder / '.lock'
+        try: self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}; "
+                                  "choose a writable --out folder") from None
+        while self.fd is None:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 64).decode(errors='replace').strip() or 'unknown'
+                os.close(fd)
+                raise CheckpointError(f"{self.folder} is in use by another ddpm-nb run (pid {owner}): wait for it to "
+                                      "finish, or choose another --out") from None
+            if _same_file(fd, path): self.fd = fd
+            else: os.close(fd)                              # the owner removed it just now: lock the new file
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is None: return
+        (self.folder / '.lock').unlink(missing_ok=True)        # removed while still held, then released
+        os.close(self.fd)
+        self.fd = None
+
+def _same_file(fd: int, path: Path) -> bool:
+    try: return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError: return False

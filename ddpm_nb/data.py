@@ -7,6 +7,7 @@ local files, with one clear error for every way a dataset can be unusable."""
 from __future__ import annotations
 import gzip, hashlib, math, os, struct, tempfile, typing, zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,9 +17,10 @@ from PIL import Image
 from .presets import Dataset, Preset, load_preset
 
 # %% auto #0
-__all__ = ['DIGIT_CLASSES', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DataError', 'scale_to_unit', 'ImageDataset', 'check_images',
-           'load_digits', 'read_idx', 'load_mnist', 'NotWritable', 'atomic_write', 'load_cifar10', 'resize',
-           'load_dataset', 'dataset_for_preset', 'BatchSampler']
+__all__ = ['DIGIT_CLASSES', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'HELDOUT_EVERY', 'DataError', 'scale_to_unit', 'ImageDataset',
+           'check_images', 'load_digits', 'read_idx', 'load_mnist', 'NotWritable', 'atomic_write', 'load_cifar10',
+           'resize', 'load_dataset', 'default_cache_dir', 'Splits', 'subset', 'every_kth', 'load_splits',
+           'dataset_for_preset', 'BatchSampler']
 
 # %% ../nbs/06_data.ipynb #f4ffff10
 class DataError(ValueError):
@@ -334,11 +336,56 @@ def load_dataset(name: Dataset, root=None, train: bool = True, image_size: int |
     return ds if image_size in (None, ds.images.shape[-1]) else resize(ds, image_size)
 
 # %% ../nbs/06_data.ipynb #b5877da0
-def dataset_for_preset(preset: Preset | str, root=None, **kw) -> ImageDataset:
-    "The dataset `preset` names, checked against its channels, image_size and num_classes (`DataError` if off)."
+def default_cache_dir() -> Path:
+    "Where decoded images, trained classifiers and reference statistics are cached: $DDPM_NB_CACHE or ~/.cache/ddpm_nb."
+    return Path(os.environ.get('DDPM_NB_CACHE') or Path.home() / '.cache' / 'ddpm_nb').expanduser()
+
+# %% ../nbs/06_data.ipynb #4fc52b07
+HELDOUT_EVERY = 5       # MNIST from t10k and the digits: every fifth image is held out (index % 5 == 0)
+
+@dataclass(frozen=True)
+class Splits:
+    "A training set and the held-out set its quality is measured on (disjoint; training never sees `heldout`)."
+    train: ImageDataset
+    heldout: ImageDataset
+    rule: str                                    # how the two were chosen, for the run card
+    every_kth: bool = False                      # held out from one file (True) or a split of its own (False)
+
+def subset(ds: ImageDataset, index: torch.Tensor, name: str) -> ImageDataset:
+    "The images of `ds` at `index`, as a new dataset called `name` (same classes, same flips)."
+    return ImageDataset(ds.images[index], ds.labels[index], ds.num_classes, ds.hflip, name, ds.classes)
+
+def every_kth(ds: ImageDataset, k: int = HELDOUT_EVERY) -> Splits:
+    "Hold out every `k`-th image of `ds` (index % k == 0), spread over the whole file; train on the rest."
+    i = torch.arange(len(ds))
+    held = subset(ds, i[i % k == 0], f"{ds.name}: every {k}th image (held out)")
+    train = subset(ds, i[i % k != 0], f"{ds.name}: all but every {k}th image (training)")
+    return Splits(train, held, f"every {k}th image of {ds.name.split(' from ')[0]} (index % {k} == 0) held out: "
+                               f"{len(held)} held out, {len(train)} for training", every_kth=True)
+
+# %% ../nbs/06_data.ipynb #cef0ef70
+def load_splits(name: Dataset, root=None, image_size: int | None = None, allow_test_as_train: bool = False,
+                **kw) -> Splits:
+    "The training and held-out splits of dataset `name` (see the rules above), resized if `image_size` is given."
+    if name == 'digits': return every_kth(load_dataset('digits', image_size=image_size))
+    if name == 'cifar10':
+        kw.setdefault('cache_dir', default_cache_dir())                     # 50,000 JPEGs: decode them once
+        tr, te = (load_dataset(name, root, split, image_size, **kw) for split in (True, False))
+        return Splits(tr, te, f"the CIFAR-10 training split ({len(tr)}) and test split ({len(te)}, held out)")
+    try: tr = load_dataset(name, root, True, image_size, **kw)
+    except DataError:
+        if not allow_test_as_train: raise
+        return every_kth(load_dataset(name, root, False, image_size, **kw))
+    try: te = load_dataset(name, root, False, image_size, **kw)
+    except DataError: return every_kth(tr)                              # training files only: hold out from them
+    return Splits(tr, te, f"the training split ({len(tr)}) and the test split ({len(te)}, held out)")
+
+def dataset_for_preset(preset: Preset | str, root=None, split: str = 'train', **kw) -> ImageDataset:
+    "The `split` ('train' or 'heldout') of the dataset `preset` names, checked against its channels, size, classes."
     p = load_preset(preset) if isinstance(preset, str) else preset
+    if split not in ('train', 'heldout'): raise DataError(f"unknown split {split!r}: expected 'train' or 'heldout'")
     if p.dataset == 'digits': kw.setdefault('image_size', p.image_size)
-    ds = load_dataset(p.dataset, root, **kw)
+    ds = getattr(load_splits(p.dataset, root, **kw), split)
     return check_images(ds, p.channels, p.image_size, p.num_classes, what=f"preset {p.name!r}")
 
 # %% ../nbs/06_data.ipynb #e0a80d9e

@@ -177,6 +177,16 @@ class LossAwareSampler:
     def load_state_dict(self, s: dict): self.losses, self.counts = s['losses'].clone(), s['counts'].clone()
 
 # %% ../nbs/05_diffusion.ipynb #fefa6ee5
+def _check_guidance(eps_model, y, guidance: float):
+    "`y` if guidance can be applied: a conditional model, labels, a finite scale."
+    if not math.isfinite(guidance):
+        raise ValueError(f"guidance must be a finite number (0: the plain conditional model), got {guidance}")
+    if guidance and (_num_classes(eps_model) is None or y is None):
+        raise ValueError(f"guidance={guidance} needs a conditional model and labels y; "
+                         "use guidance=0 for an unconditional model")
+    return y
+
+# %% ../nbs/05_diffusion.ipynb #0eb3fef4
 @patch
 def net_timesteps(self: Diffusion, t: torch.Tensor | int, batch: int, device) -> torch.Tensor:
     "The original timesteps (B,) the network is called with at index `t` (a tensor, or one int for the batch)."
@@ -189,10 +199,7 @@ def model_out(self: Diffusion, eps_model, xt, t, y=None, guidance: float = 0.0) 
     B = xt.shape[0]
     tm = self.net_timesteps(check_t(t, self.T), B, xt.device)
     if guidance == 0: return eps_model(xt, tm, check_labels(eps_model, y, B, allow_null=True))
-    if _num_classes(eps_model) is None or y is None:
-        raise ValueError(f"guidance={guidance} needs a conditional model and labels y; "
-                         "use guidance=0 for an unconditional model")
-    y = check_labels(eps_model, y, B)
+    y = check_labels(eps_model, _check_guidance(eps_model, y, guidance), B)
     null = torch.full_like(y, _null_class(eps_model))
     out = eps_model(torch.cat([xt, xt]), torch.cat([tm, tm]), torch.cat([y, null]))       # one call of 2B
     cond, uncond = out[:B], out[B:]
@@ -318,8 +325,7 @@ def sample_steps(self: Diffusion, eps_model, shape, y=None, steps: int | None = 
                  progress: bool = False) -> Iterator[dict]:
     "The generator of `sampler` ('ancestral' or 'ddim') over `steps` evenly spaced steps (default: all T)."
     check_choice(sampler, Sampler, 'sampler')
-    if not math.isfinite(guidance):
-        raise ValueError(f"guidance must be a finite number (0: the plain conditional model), got {guidance}")
+    _check_guidance(eps_model, y, guidance)                        # now, not at the first step
     if not (math.isfinite(eta) and eta >= 0):
         raise ValueError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta}")
     d = self if steps is None or steps == self.T else self.respace(spaced_timesteps(self.T, steps))

@@ -4,22 +4,23 @@
 
 # %% ../nbs/08_evaluate.ipynb #b4a389f0
 from __future__ import annotations
-import hashlib, importlib.util, inspect, json, math, os, time
+import hashlib, importlib.util, inspect, json, math, os, time, typing, warnings
 from pathlib import Path
+from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .presets import Preset
+from .presets import Preset, check_choice
 from .elbo import bpd_of_dataset
 from .diffusion import Diffusion
-from .data import ImageDataset, load_dataset
+from .data import ImageDataset, Splits, load_splits, default_cache_dir, atomic_write
 from .checkpoint import load_model, update_card
-from .precision import for_sampling
+from .precision import for_sampling, sampling_precision, resolve_device
 
 # %% auto #0
-__all__ = ['INCEPTION_URL', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'default_cache_dir',
-           'classifier_for', 'frechet_distance', 'feature_stats', 'classifier_frechet', 'MetricUnavailable',
+__all__ = ['INCEPTION_URL', 'Metric', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'classifier_for',
+           'frechet_distance', 'feature_stats', 'classifier_frechet', 'nearest', 'memorisation', 'MetricUnavailable',
            'inception_weights_path', 'inception_network', 'inception_stats', 'inception_fid', 'bits_per_dim',
            'sample_balanced', 'evaluate_checkpoint']
 
@@ -49,7 +50,8 @@ class Classifier(nn.Module):
 
 def _check_input(clf: Classifier, x):
     if not (isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == clf.in_channels):
-        raise ValueError(f"the classifier reads (B, {clf.in_channels}, H, W) images, got {getattr(x, 'shape', type(x))}")
+        raise ValueError(f"the classifier reads (B, {clf.in_channels}, H, W) images, got "
+                         f"{getattr(x, 'shape', type(x))}")
     if clf.image_size is not None and tuple(x.shape[-2:]) != (clf.image_size,) * 2:
         raise ValueError(f"this classifier was trained on {clf.image_size}x{clf.image_size} images, got "
                          f"{x.shape[-2]}x{x.shape[-1]}: use classifier_for(..., image_size={x.shape[-1]})")
@@ -59,24 +61,37 @@ def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
     "Each image moved by a random whole number of pixels in [-max_shift, max_shift] per axis; background -1 fills in."
     B, H = x.shape[0], x.shape[-1]
     s = torch.randint(-max_shift, max_shift + 1, (B, 2), generator=g).float() * 2 / H
-    theta = torch.zeros(B, 2, 3); theta[:, 0, 0] = theta[:, 1, 1] = 1; theta[:, :, 2] = s
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = s
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, mode='nearest', padding_mode='zeros', align_corners=False) - 1
 
+def _augment(ds: ImageDataset, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    "A batch shifted by up to 1/14 of its side (2 px at 28), and mirrored half the time where `ds.hflip` (CIFAR-10)."
+    x = _shift(ds.images[idx], max(1, round(ds.images.shape[-1] / 14)), g)
+    if not ds.hflip: return x
+    return torch.where(torch.rand(len(x), generator=g)[:, None, None, None] < 0.5, x.flip(-1), x)
+
+# %% ../nbs/08_evaluate.ipynb #d96d2c8b
 def train_classifier(ds: ImageDataset, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
                      progress: bool = True, augment: bool = True, width: int = 32, device=None) -> Classifier:
-    "A `Classifier` fit to all of `ds` by cross-entropy (Adam, cosine learning-rate decay); returned in eval mode."
+    "A `Classifier` fit to all of `ds` by cross-entropy (Adam, cosine lr decay; shifts, and flips if `ds.hflip`)."
     if steps < 1 or batch_size < 1: raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
     dev, (N, C, H, _) = torch.device(device or 'cpu'), ds.images.shape
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); clf = Classifier(C, ds.num_classes, width, image_size=H).to(dev)
+        torch.manual_seed(seed)
+        clf = Classifier(C, ds.num_classes, width, image_size=H).to(dev)
     g, opt = torch.Generator().manual_seed(seed), torch.optim.Adam(clf.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     for _ in tqdm(range(steps), disable=not progress, desc=f'classifier [{ds.name}]', leave=False):
         idx = torch.randint(0, N, (batch_size,), generator=g)
-        x = _shift(ds.images[idx], max(1, round(H / 14)), g) if augment else ds.images[idx]
+        x = _augment(ds, idx, g) if augment else ds.images[idx]
         loss = F.cross_entropy(clf(x.to(dev)), ds.labels[idx].to(dev))
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     return clf.eval().requires_grad_(False)
 
 # %% ../nbs/08_evaluate.ipynb #47db36b3
@@ -89,23 +104,18 @@ def predict(classifier: Classifier, images: torch.Tensor, batch_size: int = 500)
 def class_accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> dict:
     "Fraction of images the classifier labels as `labels`: overall and per class (NaN for a class with no images)."
     labels = torch.as_tensor(labels).long().cpu()
-    if labels.shape != (len(images),): raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
     hit = (predict(classifier, images) == labels).double()
     K = classifier.num_classes
     per = [hit[labels == k].mean().item() if (labels == k).any() else float('nan') for k in range(K)]
     return dict(overall=hit.mean().item(), per_class=per, n=len(labels))
 
 # %% ../nbs/08_evaluate.ipynb #06fddf44
-def default_cache_dir() -> Path:
-    "Where trained classifiers and reference statistics are cached: $DDPM_NB_CACHE, else ~/.cache/ddpm_nb."
-    return Path(os.environ.get('DDPM_NB_CACHE') or Path.home() / '.cache' / 'ddpm_nb').expanduser()
-
-def _classifier_data(dataset: str, root, image_size: int | None) -> ImageDataset:
-    return load_dataset(dataset, root, train=False, image_size=image_size)
-
 def _fingerprint(ds: ImageDataset, settings: dict) -> str:
     h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
-    h.update(ds.images.numpy().tobytes()); h.update(ds.labels.numpy().tobytes())
+    h.update(ds.images.numpy().tobytes())
+    h.update(ds.labels.numpy().tobytes())
     return h.hexdigest()[:16]
 
 # %% ../nbs/08_evaluate.ipynb #7543c0d9
@@ -121,35 +131,29 @@ def _load_cached(stem: Path, device) -> Classifier | None:
     return clf.to(device or 'cpu').eval().requires_grad_(False)
 
 def _save_cached(clf: Classifier, info: dict, stem: Path):
-    "Weights as safetensors, then the JSON (written last: a JSON on disk means a complete entry); atomic renames."
-    from safetensors.torch import save_file
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_suffix('.safetensors.tmp')
-    save_file({k: v.detach().cpu().contiguous() for k, v in clf.state_dict().items()}, str(tmp))
-    os.replace(tmp, stem.with_suffix('.safetensors'))
-    tmp = stem.with_suffix('.json.tmp'); tmp.write_text(json.dumps(info, indent=2) + '\n')
-    os.replace(tmp, stem.with_suffix('.json'))
+    "Weights as safetensors, then the JSON (written last: a JSON on disk means a complete entry); atomic writes."
+    from safetensors.torch import save
+    weights = save({k: v.detach().cpu().contiguous() for k, v in clf.state_dict().items()})
+    atomic_write(stem.with_suffix('.safetensors'), lambda f: f.write(weights))
+    atomic_write(stem.with_suffix('.json'), lambda f: f.write(json.dumps(info, indent=2) + '\n'), mode='w')
 
 # %% ../nbs/08_evaluate.ipynb #d0beaf4d
-def classifier_for(dataset: str, root=None, cache_dir=None, image_size: int | None = None, holdout: int | None = None,
-                   device=None, progress: bool = True, **train_kw) -> Classifier:
-    "The cached `Classifier` for `dataset` (trained on its test split minus the last `holdout` images, if not cached)."
-    ds = _classifier_data(dataset, root, image_size)
-    holdout = min(2000, len(ds) // 5) if holdout is None else holdout
-    if not 0 < holdout < len(ds): raise ValueError(f"holdout must lie in 1..{len(ds) - 1}, got {holdout}")
+def classifier_for(dataset: str, root=None, cache_dir=None, image_size: int | None = None, device=None,
+                   progress: bool = True, splits: Splits | None = None, **train_kw) -> Classifier:
+    "The cached `Classifier` for `dataset`: trained on its training split, its accuracy measured on the held-out one."
+    s = splits or load_splits(dataset, root, image_size, allow_test_as_train=True)
     defaults = {k: v.default for k, v in inspect.signature(train_classifier).parameters.items()
                 if k not in ('ds', 'progress', 'device')}
-    settings = dict(version=1, holdout=holdout, **{**defaults, **train_kw})   # defaults too: a new default retrains
+    settings = dict(version=2, **{**defaults, **train_kw})                 # defaults too: a new default retrains
     stem = Path(cache_dir or default_cache_dir()).expanduser() / \
-        f"classifier-{dataset}-{ds.images.shape[-1]}px-{_fingerprint(ds, settings)}"
+        f"classifier-{dataset}-{s.train.images.shape[-1]}px-{_fingerprint(s.train, settings)}"
     if (clf := _load_cached(stem, device)) is not None: return clf
-    fit = ImageDataset(ds.images[:-holdout], ds.labels[:-holdout], ds.num_classes, name=f'{dataset} classifier')
     t0 = time.time()
-    clf = train_classifier(fit, progress=progress, device=device, **train_kw)
-    acc = class_accuracy(clf, ds.images[-holdout:], ds.labels[-holdout:])
-    info = dict(dataset=dataset, data=ds.name, config=clf.config, settings=settings, n_train=len(fit),
-                n_held_out=holdout, held_out_accuracy=acc['overall'], held_out_per_class=acc['per_class'],
-                train_time_s=round(time.time() - t0, 1))
+    clf = train_classifier(s.train, progress=progress, device=device, **train_kw)
+    acc = class_accuracy(clf, s.heldout.images, s.heldout.labels)
+    info = dict(dataset=dataset, data=s.train.name, config=clf.config, settings=settings, n_train=len(s.train),
+                held_out=s.heldout.name, n_held_out=len(s.heldout), held_out_accuracy=acc['overall'],
+                held_out_per_class=acc['per_class'], train_time_s=round(time.time() - t0, 1))
     _save_cached(clf, info, stem)
     clf.info = {**info, 'cached': False}
     return clf
@@ -167,7 +171,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if not (m1.shape == m2.shape == (D,) and s1.shape == s2.shape == (D, D)):
         raise ValueError(f"need means (D,) and covariances (D, D) of one D, got {tuple(m1.shape)}, {tuple(s1.shape)}, "
                          f"{tuple(m2.shape)}, {tuple(s2.shape)}")
-    if not all(torch.isfinite(a).all() for a in (m1, s1, m2, s2)): raise ValueError("means/covariances contain NaN or inf")
+    if not all(torch.isfinite(a).all() for a in (m1, s1, m2, s2)):
+        raise ValueError("means/covariances contain NaN or inf")
     r1 = _psd_sqrt(s1)
     tr_sqrt = torch.linalg.eigvalsh(_sym(r1 @ s2 @ r1)).clamp(min=0).sqrt().sum()
     d2 = (m1 - m2).square().sum() + s1.trace() + s2.trace() - 2 * tr_sqrt
@@ -189,18 +194,47 @@ def classifier_frechet(classifier: Classifier, fake: torch.Tensor, real: torch.T
     "Fréchet distance (Eq. FD) of `fake` to n real images in classifier features, and the floor: n other real images."
     n = min(len(fake), len(real) // 2) if n is None else n
     if not 2 <= n <= min(len(fake), len(real) // 2):
-        raise ValueError(f"n={n} needs n fakes and 2n real images (two disjoint sets), have {len(fake)} and {len(real)}")
+        raise ValueError(f"n={n} needs n fakes and 2n real images (two disjoint sets), have {len(fake)} and "
+                         f"{len(real)}")
     perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
     ref = feature_stats(classifier, real[perm[:n]])
     fd = frechet_distance(*feature_stats(classifier, fake[:n]), *ref)
     floor = frechet_distance(*feature_stats(classifier, real[perm[n:2 * n]]), *ref)
     return dict(fd=fd, floor=floor, n=n)
 
+# %% ../nbs/08_evaluate.ipynb #66fabfe5
+@torch.no_grad()
+def nearest(queries: torch.Tensor, refs: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    "For each query image, the RMS pixel distance to its nearest image in `refs`, and that image's index."
+    q, r = queries.flatten(1).float(), refs.flatten(1).float()
+    r2, dist, index = (r * r).sum(1), [], []
+    for qb in q.split(batch):
+        d2 = (qb * qb).sum(1, keepdim=True) + r2[None] - 2 * qb @ r.T           # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b
+        m, i = d2.min(1)
+        dist.append(m.clamp(min=0).div(q.shape[1]).sqrt())
+        index.append(i)
+    return torch.cat(dist), torch.cat(index)
+
+def memorisation(samples: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor, n: int | None = None) -> dict:
+    "Nearest-training-image distances of `samples` against those of `heldout` images (RMS per pixel, in [-1, 1])."
+    n = min(len(samples), len(heldout)) if n is None else n
+    if not 1 <= n <= min(len(samples), len(heldout)):
+        raise ValueError(f"n={n} needs n samples and n held-out images, have {len(samples)} and {len(heldout)}")
+    ds, idx = nearest(samples[:n], train)
+    dh, _ = nearest(heldout[:n], train)
+    quant = lambda d: {f'q{round(p * 100):02d}': round(d.quantile(p).item(), 4) for p in (0.01, 0.05, 0.5)}
+    return dict(n=n, sample_to_train=quant(ds), heldout_to_train=quant(dh),
+                median_ratio=round((ds.median() / dh.median()).item(), 4),
+                closer_than_heldout_q01=round((ds < dh.quantile(0.01)).float().mean().item(), 4),
+                closest=[dict(sample=int(i), train=int(idx[i]), distance=round(ds[i].item(), 4))
+                         for i in ds.argsort()[:8]])
+
 # %% ../nbs/08_evaluate.ipynb #9df313c6
 class MetricUnavailable(ValueError):
     "A metric that cannot be computed here (a missing optional package or weights file); the message says what to do."
 
-INCEPTION_URL = 'https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth'
+INCEPTION_URL = ('https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/'
+                 'weights-inception-2015-12-05-6726825d.pth')
 
 def inception_weights_path() -> Path:
     "Where torch-fidelity's Inception-v3 FID weights are looked for: torch's hub cache, `checkpoints/` folder."
@@ -208,19 +242,20 @@ def inception_weights_path() -> Path:
 
 # %% ../nbs/08_evaluate.ipynb #6225bd1a
 def inception_network(weights_path=None, device=None):
-    "torch-fidelity's FID Inception-v3 (2048-d pool features) from a local weights file; `MetricUnavailable` if missing."
+    "torch-fidelity's FID Inception-v3 (2048-d pool features) from a local weights file; `MetricUnavailable` if not."
     path = Path(weights_path or inception_weights_path()).expanduser()
-    missing = [] if importlib.util.find_spec('torch_fidelity') else [  # looked up, not imported: fast and side-effect free
+    missing = [] if importlib.util.find_spec('torch_fidelity') else [     # looked up, not imported: fast
         'the torch-fidelity package: pip install "ddpm_nb[fid]" (or pip install torch-fidelity)']
     if not path.is_file():
-        missing.append(f"the Inception-v3 FID weights (91 MB) at {path}, which are not there. They are downloaded once, "
+        missing.append(f"torch-fidelity's Inception-v3 FID weights at {path}, which are missing. They are "
+                       f"downloaded once, "
                        f"with network, from {INCEPTION_URL}: fetch that file to {path} (e.g. python -c \"import torch; "
                        f"torch.hub.load_state_dict_from_url('{INCEPTION_URL}')\"), or pass its path as weights")
     if missing: raise MetricUnavailable('Inception FID needs ' + '; and '.join(missing) + '. Nothing was downloaded.')
-    try: torch.load(path, map_location='cpu', weights_only=True)  # a plain tensor file: torch-fidelity's own load is then safe
+    try: torch.load(path, map_location='cpu', weights_only=True)    # plain tensors: torch-fidelity's own load is safe
     except Exception as e:
-        raise MetricUnavailable(f"{path} is not a readable Inception weights file ({str(e)[:120]}): delete it and fetch "
-                                f"{INCEPTION_URL} again") from None
+        raise MetricUnavailable(f"{path} is not a readable Inception weights file ({str(e)[:120]}): delete it and "
+                                f"fetch {INCEPTION_URL} again") from None
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     net = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'], feature_extractor_weights_path=str(path))
     return net.to(device or 'cpu').eval()
@@ -230,7 +265,8 @@ def inception_network(weights_path=None, device=None):
 def inception_stats(images: torch.Tensor, weights=None, batch_size: int = 100, device=None, progress: bool = False):
     "Mean (2048,) and covariance (2048, 2048), float64, of Inception pool features of images in [-1, 1]."
     if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] in (1, 3) and len(images) >= 2):
-        raise ValueError(f"images must be (N >= 2, 1 or 3, H, W) in [-1, 1], got {getattr(images, 'shape', type(images))}")
+        raise ValueError(f"images must be (N >= 2, 1 or 3, H, W) in [-1, 1], got "
+                         f"{getattr(images, 'shape', type(images))}")
     net = weights if isinstance(weights, nn.Module) else inception_network(weights, device)
     dev = next(net.parameters()).device
     feats = []
@@ -286,89 +322,106 @@ def sample_balanced(model, diffusion: Diffusion, preset: Preset, n: int, sampler
         yb = y[i:i + b].to(dev) if C else None
         out.append(diffusion.sample(model, (b, preset.channels, preset.image_size, preset.image_size), yb, steps=steps,
                                     sampler=sampler, guidance=guidance if C else 0.0, generator=g).cpu())
+    x = torch.cat(out)
+    if not torch.isfinite(x).all(): raise ValueError("the samples hold NaN or inf: the network's output is not finite")
     info = dict(n=n, sampler=sampler, steps=steps or diffusion.T, guidance=guidance, seed=seed,
                 sampling_time_s=round(time.time() - t0, 2))
-    return torch.cat(out).clamp(-1, 1), y, info
+    return x.clamp(-1, 1), y, info
 
 # %% ../nbs/08_evaluate.ipynb #f13f0b60
-METRICS = ('accuracy', 'frechet', 'bpd', 'fid')
+Metric = Literal['accuracy', 'frechet', 'memorisation', 'bpd', 'fid']
+METRICS = typing.get_args(Metric)
 
-def _real(p: Preset, root, train: bool, allow_test_as_train: bool) -> ImageDataset:
-    kw = dict(allow_test_as_train=allow_test_as_train) if train and p.dataset in ('mnist', 'fashion_mnist') else {}
-    return load_dataset(p.dataset, root, train=train, image_size=p.image_size, **kw)
-
-def _bpd_data(p: Preset, root, clf_holdout: int | None) -> ImageDataset:
-    "Held-out images for bits/dim: the test split, or for digits (no split) the classifier's held-out part."
-    ds = _real(p, root, False, False)
-    if p.dataset != 'digits': return ds
-    k = min(2000, len(ds) // 5) if clf_holdout is None else clf_holdout
-    return ImageDataset(ds.images[-k:], ds.labels[-k:], ds.num_classes, name=f'{ds.name}, last {k}')
-
-def _fid_reference(p: Preset, root, allow_test_as_train: bool, cache_dir, net, progress) -> tuple:
-    "Inception statistics of the training split, cached as safetensors (50k CIFAR-10 images take a while)."
-    from safetensors.torch import load_file, save_file
-    ds = _real(p, root, True, allow_test_as_train)
-    stem = Path(cache_dir or default_cache_dir()).expanduser() / f"inception-{p.dataset}-{p.image_size}px-{_fingerprint(ds, {})}"
+def _fid_reference(p: Preset, splits: Splits, cache_dir, net, progress) -> tuple:
+    "Inception statistics of the training split (the paper's FID protocol), cached: 50k CIFAR-10 images take a while."
+    from safetensors.torch import load_file, save
+    ds = splits.train
+    stem = Path(cache_dir or default_cache_dir()).expanduser() / \
+        f"inception-{p.dataset}-{p.image_size}px-{_fingerprint(ds, {})}"
     f = stem.with_suffix('.safetensors')
-    if f.is_file(): s = load_file(f); return s['mu'], s['sigma']
+    if f.is_file():
+        s = load_file(f)
+        return s['mu'], s['sigma']
     mu, sigma = inception_stats(ds.images, net, progress=progress)
-    f.parent.mkdir(parents=True, exist_ok=True); save_file({'mu': mu, 'sigma': sigma}, str(f))
+    atomic_write(f, lambda fh: fh.write(save({'mu': mu, 'sigma': sigma})))
     return mu, sigma
 
 # %% ../nbs/08_evaluate.ipynb #677c3295
 def _check_metrics(metrics) -> list[str]:
     ms = [metrics] if isinstance(metrics, str) else list(metrics)
-    bad = [m for m in ms if m not in METRICS]
-    if bad or not ms: raise ValueError(f"unknown metrics {bad or ms}: choose from {', '.join(METRICS)}")
-    return ms
+    if not ms: raise ValueError(f"no metrics given: choose from {', '.join(METRICS)}")
+    return [check_choice(m, Metric, 'metric') for m in ms]
 
 def _merge_into_card(ckpt: Path, results: dict) -> dict:
     "Add `results` to the metrics of the card beside `ckpt` (under the card's lock, chapter 6d)."
     return update_card(ckpt.parent / 'card.json', lambda c: {**c, 'metrics': {**c.get('metrics', {}), **results}})
 
 # %% ../nbs/08_evaluate.ipynb #ff39bc22
-def _sample_metrics(ms, p, clf, x, y, info, data_root, allow_test_as_train, fid_net, cache_dir,
-                    progress) -> dict:
-    "accuracy, frechet and fid of the samples x (labels y), each with its sampling settings."
-    out = {}
-    if 'accuracy' in ms and y is not None:
+def _sample_metrics(ms, p, clf, x, y, info, splits: Splits, fid_net, cache_dir, progress) -> dict:
+    "accuracy, frechet, memorisation and fid of the samples x (labels y), each with its sampling settings."
+    out, held = {}, splits.heldout
+    if 'accuracy' in ms:
         out['accuracy'] = dict(**class_accuracy(clf, x, y), classifier_held_out_accuracy=clf.info['held_out_accuracy'],
                                samples=info)
     if 'frechet' in ms:
-        real = _real(p, data_root, True, allow_test_as_train)
-        out['frechet'] = dict(**classifier_frechet(clf, x, real.images, seed=info['seed']), reference=real.name,
+        out['frechet'] = dict(**classifier_frechet(clf, x, held.images, seed=info['seed']), reference=held.name,
                               feature_dim=clf.config['feature_dim'], samples=info)
+    if 'memorisation' in ms:
+        out['memorisation'] = dict(**memorisation(x, splits.train.images, held.images), train=splits.train.name,
+                                   heldout=held.name, samples=info)
     if 'fid' in ms:
-        ref = _fid_reference(p, data_root, allow_test_as_train, cache_dir, fid_net, progress)
-        out['fid'] = dict(fid=inception_fid(x, ref, fid_net), n=len(x), reference='training split', samples=info)
+        ref = _fid_reference(p, splits, cache_dir, fid_net, progress)
+        out['fid'] = dict(fid=inception_fid(x, ref, fid_net), n=len(x), reference=f'{splits.train.name} (the paper '
+                          'protocol: FID against the training split)', samples=info)
     return out
 
 # %% ../nbs/08_evaluate.ipynb #ba3e1ee8
 def evaluate_checkpoint(ckpt, metrics=('accuracy', 'frechet', 'bpd'), n: int = 1000, data_root=None,
-                        allow_test_as_train: bool = False, sampler: str = 'ddim', steps: int | None = 50,
-                        guidance: float = 0.0, seed: int = 0, batch_size: int = 250, bpd_n: int = 256,
-                        cache_dir=None, fid_weights=None, classifier_kw: dict | None = None, device=None,
-                        precision: str = 'fp32', progress: bool = True) -> dict:
-    "Sample `n` class-balanced images from a checkpoint, compute `metrics`, merge them into card.json beside it."
-    ms, ckpt = _check_metrics(metrics), Path(ckpt)
-    dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+                        allow_test_as_train: bool | None = None, sampler=None, steps=None, guidance=None,
+                        precision=None,
+                        seed: int = 0, batch_size: int = 250, bpd_n: int = 256, cache_dir=None, fid_weights=None,
+                        classifier_kw: dict | None = None, device=None, progress: bool = True,
+                        write: bool = True) -> dict:
+    "Sample `n` class-balanced images with the checkpoint's recipe (or the settings given), measure, update its card."
+    ms, ckpt, dev = _check_metrics(metrics), Path(ckpt), resolve_device(device)
     fid_net = inception_network(fid_weights, dev) if 'fid' in ms else None     # fail before sampling, not after
     model, diffusion, p = load_model(ckpt, device=dev)
-    net = for_sampling(model, precision)                 # bf16: network calls under autocast (chapter 7); bpd stays fp32
-    ckw = dict(classifier_kw or {})
-    clf = classifier_for(p.dataset, data_root, cache_dir, p.image_size, device=dev, progress=progress, **ckw) \
-        if {'accuracy', 'frechet'} & set(ms) else None
+    _check_metrics_fit(ms, model, p)
+    rec = p.sampling(sampler, steps, guidance, precision)
+    if rec['guidance'] and p.p_uncond == 0: warnings.warn(_UNTRAINED_NULL, stacklevel=2)
+    if allow_test_as_train is None: allow_test_as_train = _trained_on_test(ckpt)
+    splits = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train)
     out = {}
-    if {'accuracy', 'frechet', 'fid'} & set(ms):
-        x, y, info = sample_balanced(net, diffusion, p, n, sampler, steps, guidance, seed, batch_size, progress)
-        info['precision'] = precision
-        out = _sample_metrics(ms, p, clf, x, y, info, data_root, allow_test_as_train, fid_net,
-                              cache_dir, progress)
-    if 'bpd' in ms:
-        ds = _bpd_data(p, data_root, ckw.get('holdout'))
-        k = min(bpd_n, len(ds))
-        labels = ds.labels[:k] if model.num_classes is not None and p.p_uncond == 0 else None
-        out['bpd'] = dict(**bits_per_dim(model, diffusion, ds.images[:k], labels, seed=seed, progress=progress),
-                          data=ds.name)
-    _merge_into_card(ckpt, out)
+    if {'accuracy', 'frechet', 'memorisation', 'fid'} & set(ms):
+        prec = sampling_precision(model, rec['precision'], batch_size, rec['guidance'])
+        net = for_sampling(model, prec['chosen'])          # bf16: network calls under autocast (ch. 6c); bpd stays fp32
+        clf = classifier_for(p.dataset, cache_dir=cache_dir, device=dev, progress=progress, splits=splits,
+                             **(classifier_kw or {})) if {'accuracy', 'frechet'} & set(ms) else None
+        x, y, info = sample_balanced(net, diffusion, p, n, rec['sampler'], rec['steps'], rec['guidance'], seed,
+                                     batch_size, progress)
+        info.update(precision=prec['chosen'], precision_choice=prec, weights='EMA')
+        out = _sample_metrics(ms, p, clf, x, y, info, splits, fid_net, cache_dir, progress)
+    if 'bpd' in ms: out['bpd'] = _bpd(model, diffusion, p, splits.heldout, bpd_n, seed, progress)
+    if write: _merge_into_card(ckpt, out)
     return out
+
+# %% ../nbs/08_evaluate.ipynb #e67e81f2
+_UNTRAINED_NULL = ("guidance > 0, but this model was trained with p_uncond = 0: its null class (the unconditional "
+                   "model guidance pushes away from) never saw a training step, so the guided samples are not "
+                   "classifier-free guidance; use guidance 0, or train with p_uncond > 0")
+
+def _check_metrics_fit(ms, model, p: Preset):
+    if 'accuracy' in ms and model.num_classes is None:
+        raise ValueError("accuracy needs a class-conditional model; this one is unconditional (num_classes = 0): "
+                         "measure frechet, memorisation or bpd instead")
+
+def _bpd(model, diffusion, p: Preset, held: ImageDataset, bpd_n: int, seed: int, progress: bool) -> dict:
+    "Bits/dim of the bound on the first `bpd_n` held-out images, given their labels only if no null class was trained."
+    k = min(bpd_n, len(held))
+    labels = held.labels[:k] if model.num_classes is not None and p.p_uncond == 0 else None
+    return dict(**bits_per_dim(model, diffusion, held.images[:k], labels, seed=seed, progress=progress), data=held.name)
+
+def _trained_on_test(ckpt: Path) -> bool:
+    "Whether the run card says the run trained on a test split minus every k-th image (its held-out part)."
+    try: return bool(json.loads((ckpt.parent / 'card.json').read_text()).get('data', {}).get('every_kth'))
+    except (OSError, ValueError, AttributeError): return False

@@ -4,14 +4,15 @@
 
 # %% ../nbs/06c_precision.ipynb #728113d6
 from __future__ import annotations
-import os, platform, warnings
+import os, platform, statistics, time, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
 from .presets import Precision, check_choice
 
 # %% auto #0
-__all__ = ['cpu_has_native_bf16', 'cpu_info', 'Autocast', 'for_sampling']
+__all__ = ['cpu_has_native_bf16', 'cpu_info', 'Autocast', 'for_sampling', 'time_calls', 'choose_precision', 'sampling_precision',
+           'resolve_device']
 
 # %% ../nbs/06c_precision.ipynb #9a5cdacb
 _FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'bf16', 'asimd', 'sve')
@@ -61,3 +62,61 @@ def for_sampling(model: nn.Module, precision: Precision = 'fp32') -> nn.Module:
         warnings.warn("precision='bf16' on a CPU without bf16 units (AVX512-BF16/AMX): bf16 is emulated there and "
                       "may be much slower than fp32", stacklevel=2)
     return Autocast(model)
+
+# %% ../nbs/06c_precision.ipynb #e09ce763
+def time_calls(fns: dict, rounds: int = 3, clear: float = 1.5, clock=time.perf_counter) -> dict:
+    "Median seconds per call of each function in `fns`: a warm-up call each, then alternating rounds (stops early)."
+    for f in fns.values(): f()
+    times = {k: [] for k in fns}
+    for r in range(rounds):
+        for k, f in fns.items():
+            t0 = clock()
+            f()
+            times[k].append(clock() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        if max(med.values()) > clear * min(med.values()): break           # one is clearly slower: enough
+    return {k: statistics.median(v) for k, v in times.items()}
+
+def choose_precision(setting: Precision, device, run, clock=time.perf_counter) -> dict:
+    "fp32/bf16 as given; auto: bf16 on a GPU that has it, else the faster of `run(bf16=False)` and `run(bf16=True)`."
+    check_choice(setting, Precision, 'precision')
+    device = torch.device(device)
+    if setting != 'auto': return dict(setting=setting, chosen=setting, how='given')
+    if device.type == 'cuda':
+        chosen = 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
+        return dict(setting='auto', chosen=chosen, how='GPU: bf16 where supported')
+    if device.type != 'cpu': return dict(setting='auto', chosen='fp32', how=f'{device.type}: float32')
+    s = time_calls({'fp32': lambda: run(False), 'bf16': lambda: run(True)}, clock=clock)
+    return dict(setting='auto', chosen=min(s, key=s.get), how='measured',
+                seconds_per_call={k: round(v, 5) for k, v in s.items()})
+
+# %% ../nbs/06c_precision.ipynb #9b6206fe
+@torch.no_grad()
+def sampling_precision(model: nn.Module, setting: Precision, batch: int, guidance: float = 0.0) -> dict:
+    "`choose_precision` for sampling `model` (a UNet) at `batch` images a call (twice that with guidance)."
+    dev = next(model.parameters()).device
+    n = min(batch * (2 if guidance else 1), 256)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, model.in_channels, model.image_size, model.image_size, generator=g).to(dev)
+    t = torch.randint(0, 1000, (n,), generator=g).to(dev)
+    y = None if model.num_classes is None else torch.randint(0, model.num_classes + 1, (n,), generator=g).to(dev)
+    def run(bf16: bool):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16): model(x, t, y)
+    return choose_precision(setting, dev, run)
+
+# %% ../nbs/06c_precision.ipynb #4c8b47fa
+def resolve_device(device=None) -> torch.device:
+    "`device` as a torch.device (default: cuda if available, else cpu); a ValueError if it is not usable here."
+    if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}: expected cpu, cuda, cuda:N or mps") from None
+    if d.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N or mps")
+    if d.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                         "use cpu")
+    if d.type == 'cuda' and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if d.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here")
+    return d

@@ -88,6 +88,17 @@ class Preset:
         "Whether this is a time-budgeted run (`minutes` > 0) rather than a step-count run."
         return self.minutes > 0
 
+    def sampling(self, sampler=None, steps=None, guidance=None, precision=None) -> dict:
+        "The recommended sampling (at most T steps; no guidance if unconditional), with any value given instead."
+        conditional = self.num_classes > 0 and self.conditioning != 'none'
+        s = dict(sampler=self.sampler if sampler is None else sampler,
+                 steps=min(self.sample_steps, self.T) if steps is None else steps,
+                 guidance=(self.guidance if conditional else 0.0) if guidance is None else guidance,
+                 precision=self.sample_precision if precision is None else precision)
+        check_choice(s['sampler'], Sampler, 'sampler')
+        check_choice(s['precision'], Precision, 'precision')
+        return s
+
 # %% ../nbs/00_presets.ipynb #5c8609e0
 class PresetError(ValueError):
     "A preset that cannot be used; the message names the section and key."

@@ -4,10 +4,9 @@
 
 # %% ../nbs/07_train.ipynb #442de573
 from __future__ import annotations
-import copy, csv, json, math, signal, threading, time, warnings
+import copy, csv, datetime, io, json, math, signal, threading, time, warnings
 from contextlib import nullcontext
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -17,13 +16,14 @@ from tqdm.auto import tqdm
 from .presets import Preset, load_preset
 from .diffusion import Diffusion, LossAwareSampler, NoiseDraw
 from .unet import UNet, param_count
-from .data import ImageDataset, BatchSampler, check_images
+from .data import ImageDataset, BatchSampler, DataError, check_images, atomic_write
 from .viz import save_grid
-from .precision import cpu_has_native_bf16
-from .checkpoint import CheckpointError, save_checkpoint, load_checkpoint, environment, write_card
+from .precision import cpu_has_native_bf16, choose_precision, resolve_device
+from .checkpoint import (CheckpointError, RunLock, save_checkpoint, load_checkpoint, environment, write_card,
+                                finite_weights)
 
 # %% auto #0
-__all__ = ['EMA', 'lr_factor', 'TrainingError', 'Trainer']
+__all__ = ['EMA', 'lr_factor', 'budget_lr_factor', 'TrainingError', 'Trainer', 'training_record']
 
 # %% ../nbs/07_train.ipynb #fda49e8b
 class EMA:
@@ -33,12 +33,14 @@ class EMA:
         self.decay, self.warmup, self.updates = decay, warmup, 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
-    def current_decay(self) -> float:
-        return min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
+    def current_decay(self, decay: float | None = None) -> float:
+        d = self.decay if decay is None else decay
+        return min(d, (1 + self.updates) / (10 + self.updates)) if self.warmup else d
 
     @torch.no_grad()
-    def update(self, model: nn.Module):
-        d = self.current_decay()
+    def update(self, model: nn.Module, decay: float | None = None):
+        "One update; `decay` overrides the fixed one for this step (a time-budgeted run's decay follows the clock)."
+        d = self.current_decay(decay)
         ema_p, p = list(self.model.parameters()), list(model.parameters())
         torch._foreach_lerp_(ema_p, [x.detach() for x in p], 1 - d)   # ema += (1 - d) (p - ema)
         for b_ema, b in zip(self.model.buffers(), model.buffers()): b_ema.copy_(b)
@@ -49,6 +51,12 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = 'constant') ->
     "Multiplier of the base lr at optimizer step `step`: linear warm-up over `warmup` steps, times a cosine decay."
     f = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if schedule == 'cosine' and total > 0: f *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    return f
+
+def budget_lr_factor(fraction: float, warmup_fraction: float, schedule: str = 'cosine') -> float:
+    "The same shape over the spent fraction of a time budget: warm-up to `warmup_fraction`, cosine decay to 0 at 1."
+    f = min(1.0, fraction / warmup_fraction) if warmup_fraction else 1.0
+    if schedule == 'cosine': f *= 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
     return f
 
 class TrainingError(RuntimeError):
@@ -62,6 +70,11 @@ class _Net:
 def _dist() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
+def _check_micro_batches(k, batch_size: int, world: int):
+    if not (type(k) is int and k >= 1 and batch_size % (world * k) == 0):
+        raise ValueError(f"micro_batches={k!r}: expected an int >= 1 such that batch_size {batch_size} divides by "
+                         f"processes x micro-batches ({world} x {k})")
+
 # %% ../nbs/07_train.ipynb #faa64caf
 class Trainer:
     "Train a UNet with a Diffusion from a preset on an in-memory dataset; checkpoints, log, samples and card in `out`."
@@ -71,38 +84,31 @@ class Trainer:
         p = self.preset = preset
         check_images(data, p.channels, p.image_size, p.num_classes, what=f'preset [{p.name}]')
         self.rank, self.world = _dist()
-        if not (type(micro_batches) is int and micro_batches >= 1 and p.batch_size % (self.world * micro_batches) == 0):
-            raise ValueError(f"micro_batches={micro_batches!r}: expected an int >= 1 such that batch_size "
-                             f"{p.batch_size} divides by processes x micro-batches ({self.world} x {micro_batches})")
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.out, self.overrides, self.micro_batches = Path(out), dict(overrides or {}), micro_batches
-        self.log_every, self.sample_every, self.ckpt_every, self.progress = log_every, sample_every, ckpt_every, progress
+        _check_micro_batches(micro_batches, p.batch_size, self.world)
+        self.device, self.out, self.micro_batches = resolve_device(device), Path(out), micro_batches
+        self.overrides, self.data = dict(overrides or {}), dict(name=data.name, images=len(data))
+        self.log_every, self.sample_every, self.ckpt_every = log_every, sample_every, ckpt_every
+        self.progress = progress
         torch.manual_seed(p.seed + self.rank)                                   # dropout draws from the global RNG
         self.model = UNet.from_preset(p).to(self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        self.bf16 = _use_bf16(p, self.device, self.rank)
         self.diffusion, self.ema = Diffusion.from_preset(p), EMA(self.model, p.ema_decay)
         self.t_sampler = LossAwareSampler(p.T) if p.t_sampling == 'loss_aware' else None
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, fused=self.device.type == 'cuda')
-        schedule = partial(lr_factor, warmup=p.warmup, total=p.steps, schedule=p.lr_schedule)
-        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
         self.gen = torch.Generator().manual_seed(p.seed)
         self.batches = BatchSampler(data, p.batch_size, self.gen, self.rank, self.world)
-        self.net, self.step, self.history, self.stop_requested = _Net(_wrap(self, compile), self.model), 0, [], False
+        self.net = _Net(_wrap(self, compile), self.model)
+        self.step, self.elapsed, self.history, self.stretches, self.changed = 0, 0.0, [], [], {}
+        self.precision, self.stop_requested, self.clock = None, False, time.monotonic
 
     @property
     def is_main(self) -> bool: return self.rank == 0
 
-# %% ../nbs/07_train.ipynb #b3c41b08
-def _use_bf16(p: Preset, device: torch.device, rank: int) -> bool:
-    "Whether to train under bf16 autocast: `precision = bf16`, or `auto` on a GPU (warns on CPUs without bf16)."
-    bf16 = p.precision == 'bf16' or (p.precision == 'auto' and device.type == 'cuda')
-    if bf16 and device.type == 'cpu' and cpu_has_native_bf16() is False and rank == 0:
-        warnings.warn(f"[{p.name}] precision = bf16, but this CPU has no bf16 units (AVX512-BF16/AMX): bf16 autocast "
-                      f"is emulated and may be slower than float32; pass precision=fp32 to train in float32", stacklevel=3)
-    return bf16
+    @property
+    def bf16(self) -> bool: return self._resolve_precision()['chosen'] == 'bf16'
 
+# %% ../nbs/07_train.ipynb #b3c41b08
 def _wrap(tr: Trainer, compile: bool):
     "The network as the loss calls it: DDP across processes, compiled if asked."
     fn = tr.model
@@ -110,10 +116,46 @@ def _wrap(tr: Trainer, compile: bool):
         fn = nn.parallel.DistributedDataParallel(fn, device_ids=[tr.device.index] if tr.device.type == 'cuda' else None)
     return torch.compile(fn) if compile else fn
 
+@patch
+def _resolve_precision(self: Trainer) -> dict:
+    "fp32 or bf16, decided once (auto: measured on copies, see above); a resumed run keeps its checkpoint's decision."
+    if self.precision is not None: return self.precision
+    p = self.preset
+    if p.precision == 'bf16' and self.device.type == 'cpu' and cpu_has_native_bf16() is False and self.is_main:
+        warnings.warn(f"[{p.name}] precision = bf16, but this CPU has no bf16 units (AVX512-BF16/AMX): bf16 autocast "
+                      "is emulated and may be much slower than float32; pass precision=auto or fp32", stacklevel=3)
+    try:
+        with torch.random.fork_rng(devices=[]):                 # the probe must not move the run's random state
+            choice = choose_precision(p.precision, self.device, _probe(self))
+    except torch.OutOfMemoryError: raise self._out_of_memory() from None
+    if self.world > 1:                                           # every process trains in rank 0's choice
+        box = [choice]
+        dist.broadcast_object_list(box, src=0)
+        choice = box[0]
+    self.precision = choice
+    return choice
+
+# %% ../nbs/07_train.ipynb #e8d820c1
+def _probe(tr: Trainer):
+    "One forward and backward pass of a copy of the network at this run's batch size, in bf16 or not."
+    model, p = copy.deepcopy(tr.model).train(), tr.preset
+    n = min(p.batch_size // (tr.world * tr.micro_batches), 64)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(n, p.channels, p.image_size, p.image_size, generator=g) * 2 - 1).to(tr.device)
+    y = None if model.num_classes is None else torch.randint(0, model.num_classes, (n,), generator=g).to(tr.device)
+    def run(bf16: bool):
+        with torch.autocast(tr.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = tr.diffusion.loss(model, x, y, generator=g)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+    return run
+
 # %% ../nbs/07_train.ipynb #33c957d0
 @patch
 def train_step(self: Trainer) -> tuple[float, float]:
     "One optimizer step of Algorithm 1 (the Diffusion's `loss`) on the global batch; returns (loss, gradient norm)."
+    t0 = self.clock()
+    self._resolve_precision()
     x0, y = self.batches.next()                                        # this process's slice of the global batch
     draw = self.diffusion.draw((self.preset.batch_size, *x0.shape[1:]), self.gen, self.t_sampler)
     y = y if self.model.num_classes is not None else None
@@ -121,10 +163,7 @@ def train_step(self: Trainer) -> tuple[float, float]:
     try: loss = sum(self._micro_step(x0, y, draw, k) for k in range(self.micro_batches)) / self.micro_batches
     except torch.OutOfMemoryError:
         self.opt.zero_grad(set_to_none=True)
-        B = self.preset.batch_size
-        raise TrainingError(f"out of memory on {self.device.type} at step {self.step + 1} with batch_size {B}: try a "
-                            f"smaller batch, e.g. batch_size={max(B // 2, 1)} (as an override), --micro-batches 2, "
-                            f"or --channels-last / a smaller model; the last good checkpoint in {self.out} was kept") from None
+        raise self._out_of_memory() from None
     clip = self.preset.grad_clip if self.preset.grad_clip > 0 else float('inf')
     gn = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
     stats = torch.stack([loss.detach(), gn.detach().float()])
@@ -135,12 +174,13 @@ def train_step(self: Trainer) -> tuple[float, float]:
         raise TrainingError(f"loss became {stats[0].item()} (gradient norm {stats[1].item()}) at step {self.step + 1}; "
                             f"nothing was saved from this step, the last good checkpoint in {self.out} was kept. "
                             f"Try a lower lr (now {self.preset.lr}) or grad_clip > 0.")
+    for group in self.opt.param_groups: group['lr'] = self.lr()
     self.opt.step()
-    self.lr_sched.step()
-    self.ema.update(self.model)
+    self.ema.update(self.model, self._ema_decay(self.clock() - t0))
     self.step += 1
     return stats[0].item(), stats[1].item()
 
+# %% ../nbs/07_train.ipynb #eb8aa06a
 @patch
 def _micro_step(self: Trainer, x0, y, draw: NoiseDraw, k: int) -> torch.Tensor:
     "Forward and backward of micro-batch `k` of this process's slice; gradients accumulate. Returns its loss."
@@ -158,20 +198,55 @@ def _micro_step(self: Trainer, x0, y, draw: NoiseDraw, k: int) -> torch.Tensor:
         (loss / K).backward()
     return loss.detach()
 
+# %% ../nbs/07_train.ipynb #fd106728
+@patch(as_prop=True)
+def budget_s(self: Trainer) -> float | None:
+    "The training budget in seconds (None for a step-count run)."
+    return 60 * self.preset.minutes if self.preset.budgeted else None
+
+@patch
+def fraction(self: Trainer) -> float:
+    "How far the run is: the spent fraction of its budget, or of its steps for a step-count run."
+    p = self.preset
+    return self.elapsed / self.budget_s if p.budgeted else self.step / p.steps if p.steps else 1.0
+
+@patch
+def lr(self: Trainer) -> float:
+    "The learning rate of the next step: `budget_lr_factor` of the spent budget, or `lr_factor` of the step."
+    p = self.preset
+    if p.budgeted: return p.lr * budget_lr_factor(self.fraction(), p.warmup_fraction, p.lr_schedule)
+    return p.lr * lr_factor(self.step, p.warmup, p.steps, p.lr_schedule)
+
+@patch
+def _ema_decay(self: Trainer, dt: float) -> float | None:
+    "The EMA's decay for a step of `dt` seconds: exp(-dt / tau) on a budget, the preset's fixed one otherwise."
+    p = self.preset
+    if not p.budgeted: return None
+    return math.exp(-dt / (p.ema_fraction * self.budget_s)) if p.ema_fraction else 0.0
+
+@patch
+def _out_of_memory(self: Trainer) -> TrainingError:
+    B = self.preset.batch_size
+    return TrainingError(f"out of memory on {self.device.type} at step {self.step + 1} with batch_size {B}: try a "
+                         f"smaller batch, e.g. batch_size={max(B // 2, 1)} (as an override), --micro-batches 2, or "
+                         f"--channels-last / a smaller model; the last good checkpoint in {self.out} was kept")
+
 # %% ../nbs/07_train.ipynb #13235a69
 _ARCH_KEYS = ('dataset', 'image_size', 'channels', 'num_classes', 'T', 'schedule', 'beta_start', 'beta_end',
               'base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions', 'conditioning',
               'prediction', 'variance', 'patch_size')
+_FIXED_KEYS = ('batch_size', 'seed')
 
 @patch
 def state_dict(self: Trainer) -> dict:
-    "Everything that decides the next step, for `save_checkpoint`."
+    "Everything that decides the next step, and the run's record so far, for `save_checkpoint`."
     rng = dict(torch=torch.get_rng_state(), gen=self.gen.get_state())
     if torch.cuda.is_available(): rng['cuda'] = torch.cuda.get_rng_state_all()
-    return dict(step=self.step, model=self.model.state_dict(), ema=self.ema.model.state_dict(),
-                ema_updates=self.ema.updates, optimizer=self.opt.state_dict(), lr_sched=self.lr_sched.state_dict(),
-                rng=rng, batches=self.batches.state_dict(), preset=json.dumps(asdict(self.preset)),
-                overrides=json.dumps(self.overrides),
+    return dict(step=self.step, elapsed_s=self.elapsed, model=self.model.state_dict(), ema=self.ema.model.state_dict(),
+                ema_updates=self.ema.updates, optimizer=self.opt.state_dict(), rng=rng,
+                batches=self.batches.state_dict(), preset=json.dumps(asdict(self.preset)),
+                overrides=json.dumps(self.overrides), precision=json.dumps(self.precision),
+                stretches=json.dumps(self.stretches), data=json.dumps(self.data),
                 t_sampler=self.t_sampler.state_dict() if self.t_sampler is not None else None)
 
 @patch
@@ -182,24 +257,44 @@ def save(self: Trainer) -> Path | None:
 # %% ../nbs/07_train.ipynb #60527ae7
 @patch
 def load_state_dict(self: Trainer, state: dict):
-    "Restore a checkpoint's full training state, after checking it was made for the same architecture."
-    saved = json.loads(state['preset'])
-    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in asdict(self.preset).items()
-            if k in _ARCH_KEYS and k in saved and json.loads(json.dumps(v)) != saved.get(k)]
-    if diff: raise CheckpointError("the checkpoint was made for a different model/diffusion: " + '; '.join(diff))
+    "Restore a checkpoint's training state after checking it against this run's preset (rules above)."
+    saved, now = json.loads(state['preset']), json.loads(json.dumps(asdict(self.preset)))
+    diff = {k: (saved[k], v) for k, v in now.items() if k in saved and saved[k] != v and k != 'name'}
+    if arch := [f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items() if k in _ARCH_KEYS]:
+        raise CheckpointError("the checkpoint was made for a different model/diffusion: " + '; '.join(arch))
+    if fixed := [f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items() if k in _FIXED_KEYS]:
+        raise CheckpointError("these keys cannot change on --resume: " + '; '.join(fixed) + " (start a new run)")
+    if bad := finite_weights(state['model']):
+        raise CheckpointError(f"the checkpoint's weights hold NaN or inf ({len(bad)} tensors, e.g. {bad[0]}): training "
+                              "it further cannot make progress; resume an earlier checkpoint or start again")
     try:
         self.model.load_state_dict(state['model'])
         self.ema.model.load_state_dict(state['ema'])
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint weights do not fit this model: {' '.join(str(e).split())[:300]}") from None
+    self._load_training_state(state)
+    self.changed = {k: list(v) for k, v in diff.items() if k not in _ARCH_KEYS}
+    if self.changed and self.is_main:
+        what = ', '.join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.changed.items())
+        warnings.warn(f"resuming with changed preset keys, applied from step {self.step + 1}: {what}", stacklevel=2)
+
+# %% ../nbs/07_train.ipynb #01673cd9
+@patch
+def _load_training_state(self: Trainer, state: dict):
+    "The optimizer, counters, random states and records of a checkpoint."
     self.opt.load_state_dict(state['optimizer'])
-    self.lr_sched.load_state_dict(state['lr_sched'])
     self.ema.updates, self.step = int(state['ema_updates']), int(state['step'])
+    self.elapsed = float(state.get('elapsed_s', 0.0))
     self.batches.load_state_dict(state['batches'])
     self.gen.set_state(state['rng']['gen'])
     torch.set_rng_state(state['rng']['torch'])
     if 'cuda' in state['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['rng']['cuda'])
     if self.t_sampler is not None and state.get('t_sampler'): self.t_sampler.load_state_dict(state['t_sampler'])
+    saved = json.loads(state.get('precision') or 'null')
+    if saved and saved['setting'] == self.preset.precision: self.precision = saved   # the same decision: bit-exact
+    elif not saved and self.preset.precision == 'auto' and self.device.type == 'cpu':  # written before auto measured
+        self.precision = dict(setting='auto', chosen='fp32', how='checkpoint from before auto was measured: fp32')
+    self.stretches = json.loads(state.get('stretches') or '[]')
 
 @patch
 def resume(self: Trainer, path=None) -> bool:
@@ -212,14 +307,15 @@ def resume(self: Trainer, path=None) -> bool:
 # %% ../nbs/07_train.ipynb #2795d00f
 @patch
 @torch.no_grad()
-def sample_grid(self: Trainer, n_per_class: int = 8, steps: int = 50, guidance: float = 0.0, seed: int = 0):
-    "EMA samples in [-1, 1]: one row per class (conditional) or an 8-wide grid; DDIM with `steps` steps."
+def sample_grid(self: Trainer, n_per_class: int = 8, steps: int | None = None, guidance: float | None = None,
+                seed: int = 0):
+    "EMA samples in [-1, 1] with the preset's recommended sampling: one row per class, or an 8-wide grid (float32)."
     p, m = self.preset, self.ema.model
+    s = p.sampling(steps=steps, guidance=guidance if m.num_classes else 0.0)
     n_cls = m.num_classes or 1
     y = torch.arange(n_cls, device=self.device).repeat_interleave(n_per_class) if m.num_classes else None
     shape = (n_cls * n_per_class, p.channels, p.image_size, p.image_size)
-    return self.diffusion.sample(m, shape, y, steps=min(steps, self.diffusion.T), sampler='ddim',
-                                 guidance=guidance if m.num_classes else 0.0,
+    return self.diffusion.sample(m, shape, y, steps=s['steps'], sampler=s['sampler'], guidance=s['guidance'],
                                  generator=torch.Generator(self.device).manual_seed(seed))
 
 @patch
@@ -235,45 +331,62 @@ def _log(self: Trainer, row: dict):
 # %% ../nbs/07_train.ipynb #ca815d98
 @patch
 def fit(self: Trainer, steps: int | None = None, max_minutes: float | None = None) -> dict:
-    "Train to `steps` (default: the preset's) or for `max_minutes`; summary status 'done', 'time_limit' or 'interrupted'."
+    "Train to the budget, or to `steps` (default: the preset's), stopping after `max_minutes`; the run's record."
     total = self.preset.steps if steps is None else steps
-    self._prepare_out()
-    handlers = _catch_stop(self)
-    t0, n0, window, status = time.time(), self.step, [], 'done'
-    bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.is_main),
-               desc=f'train [{self.preset.name}]')
+    with RunLock(self.out) if self.is_main else nullcontext():
+        self._prepare_out()
+        start = self._start = dict(step=self.step, elapsed=self.elapsed, wall=time.time(), at=_now())
+        handlers = _catch_stop(self)
+        try: status = self._loop(total, max_minutes)
+        finally:
+            for s, h in handlers.items(): signal.signal(s, h)
+        if self.step > start['step'] or not self.stretches: self.stretches.append(self._stretch(status, start))
+        self.changed = {}
+        self.save()
+        return self._finish(status)
+
+# %% ../nbs/07_train.ipynb #0b63b44c
+@patch
+def _loop(self: Trainer, total: int, max_minutes: float | None) -> str:
+    "Steps until the run is done, interrupted or out of time; logs, checkpoints and samples on the way."
+    bar, window, gn, t0 = self._bar(total), [], 0.0, self.clock()
+    tick = t0
     try:
-        while self.step < total:
-            status = 'interrupted' if self.stop_requested else 'time_limit' if _late(t0, max_minutes) else 'done'
-            if status != 'done': break
-            ts = time.time()
+        while True:
+            if self.stop_requested: return 'interrupted'
+            if (self.elapsed >= self.budget_s) if self.preset.budgeted else self.step >= total: return 'done'
+            if max_minutes is not None and self.clock() - t0 >= 60 * max_minutes: return 'time_limit'
             loss, gn = self.train_step()
             window.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f'{loss:.4f}', img_s=f'{self.preset.batch_size / max(time.time() - ts, 1e-9):.0f}')
-            if self.is_main and (self.step % self.log_every == 0 or self.step == total):
-                window = self._log_row(window, gn, t0, n0)
-            if self.ckpt_every and self.step % self.ckpt_every == 0 and self.step < total: self.save()
+            now = self.clock()
+            self.elapsed, dt, tick = self.elapsed + (now - tick), now - tick, now
+            bar.update(dt if self.preset.budgeted else 1)
+            bar.set_postfix(loss=f'{loss:.4f}', img_s=f'{self.preset.batch_size / max(dt, 1e-9):.0f}')
+            if self.is_main and self.step % self.log_every == 0: window = self._log_row(window, gn)
+            if self.ckpt_every and self.step % self.ckpt_every == 0: self.save()
             if self.is_main and self.sample_every and self.step % self.sample_every == 0:
                 save_grid(self.sample_grid(), self.out / 'samples' / f'step_{self.step:07d}.png', nrow=8)
     finally:
+        if window and self.is_main: self._log_row(window, gn)              # the last partial window
         bar.close()
-        for s, h in handlers.items(): signal.signal(s, h)
-    self.save()
-    return self._finish(status, t0, n0)
-
-def _late(t0: float, max_minutes: float | None) -> bool: return max_minutes is not None and time.time() - t0 >= 60 * max_minutes
 
 # %% ../nbs/07_train.ipynb #adc3298f
 @patch
 def _prepare_out(self: Trainer):
-    "Make the output folder; a run that starts at step 0 removes an earlier run's log and card first."
+    "The run folder: an earlier run's log and card removed (new run), or the log cut to the checkpoint (resumed)."
     if not self.is_main: return
-    try: self.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CheckpointError(f"cannot write to {self.out}: {e.strerror or e}; choose a writable --out folder") from None
+    for tmp in [*self.out.glob('.*.tmp'), *self.out.glob('ckpt.pt.*.tmp')]: tmp.unlink(missing_ok=True)
     if self.step == 0:         # a new run: a log or card left in the folder by an earlier one must not mix into ours
         for f in ('log.csv', 'card.json'): (self.out / f).unlink(missing_ok=True)
+    elif (log := self.out / 'log.csv').exists():
+        rows = list(csv.DictReader(io.StringIO(log.read_text())))
+        keep = [r for r in rows if r.get('step', '').isdigit() and int(r['step']) <= self.step]
+        if len(keep) < len(rows):
+            text = io.StringIO()
+            w = csv.DictWriter(text, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(keep)
+            atomic_write(log, lambda f: f.write(text.getvalue()), mode='w')
 
 def _catch_stop(tr: Trainer) -> dict:
     "Ctrl-C and SIGTERM set a flag (the step finishes, a checkpoint is written); the previous handlers, to restore."
@@ -281,27 +394,62 @@ def _catch_stop(tr: Trainer) -> dict:
     if threading.current_thread() is not threading.main_thread(): return {}
     return {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
+def _now() -> str: return datetime.datetime.now().astimezone().isoformat(timespec='seconds')
+
 @patch
-def _log_row(self: Trainer, window: list, gn: float, t0: float, n0: int) -> list:
-    "Log the mean loss of `window` and the speed so far; returns a new, empty window."
-    now = time.time()
-    row = dict(step=self.step, loss=sum(window) / len(window), lr=self.lr_sched.get_last_lr()[0], grad_norm=gn,
-               images_per_s=self.preset.batch_size * (self.step - n0) / (now - t0), elapsed_s=now - t0)
+def _bar(self: Trainer, total: int):
+    "A progress bar over steps, or over the budget's seconds."
+    off = not (self.progress and self.is_main)
+    if self.preset.budgeted:
+        return tqdm(total=round(self.budget_s), initial=min(round(self.elapsed), round(self.budget_s)), unit='s',
+                    disable=off, desc=f'train [{self.preset.name}, {self.preset.minutes:g} min]')
+    return tqdm(total=total, initial=self.step, disable=off, desc=f'train [{self.preset.name}]')
+
+# %% ../nbs/07_train.ipynb #4a6f5c43
+@patch
+def _log_row(self: Trainer, window: list, gn: float) -> list:
+    "Log the mean loss of `window`, the step's lr and the speed of this stretch; returns a new, empty window."
+    s = self._start
+    row = dict(step=self.step, loss=sum(window) / len(window), lr=self.opt.param_groups[0]['lr'], grad_norm=gn,
+               images_per_s=self.preset.batch_size * (self.step - s['step']) / max(self.elapsed - s['elapsed'], 1e-9),
+               elapsed_s=round(self.elapsed, 3), fraction=round(self.fraction(), 6))
     self.history.append(row)
     self._log(row)
     return []
 
 @patch
-def _finish(self: Trainer, status: str, t0: float, n0: int) -> dict:
-    "The run's summary, written into the card (rank 0)."
-    wall = time.time() - t0
-    summary = dict(status=status, step=self.step, wall_time_s=round(wall, 1),
-                   images_per_s=round(self.preset.batch_size * (self.step - n0) / max(wall, 1e-9), 1),
-                   final_loss=self.history[-1]['loss'] if self.history else None)
+def _stretch(self: Trainer, status: str, start: dict) -> dict:
+    "This call of `fit`, for the run's record."
+    steps, train_s = self.step - start['step'], self.elapsed - start['elapsed']
+    machine = torch.cuda.get_device_name(0) if self.device.type == 'cuda' else environment()['cpu']['model']
+    return dict(started=start['at'], from_step=start['step'], to_step=self.step, status=status,
+                wall_time_s=round(time.time() - start['wall'], 1), train_time_s=round(train_s, 1),
+                images_per_s=round(self.preset.batch_size * steps / max(train_s, 1e-9), 1),
+                final_loss=self.history[-1]['loss'] if self.history and steps else None,
+                precision=(self.precision or {}).get('chosen'), machine=machine, changed=self.changed or None)
+
+# %% ../nbs/07_train.ipynb #c88c5728
+def training_record(stretches: list, preset: Preset) -> dict:
+    "The card's summary of a run from its stretches: the whole run's steps, seconds, speed, and its last loss."
+    if not stretches: return dict(status='not started', step=0)
+    last, train_s = stretches[-1], sum(s['train_time_s'] for s in stretches)
+    images = preset.batch_size * sum(s['to_step'] - s['from_step'] for s in stretches)
+    losses = [s['final_loss'] for s in stretches if s['final_loss'] is not None]
+    rec = dict(status=last['status'], step=last['to_step'], stretches=len(stretches), train_time_s=round(train_s, 1),
+               wall_time_s=round(sum(s['wall_time_s'] for s in stretches), 1),
+               images_per_s=round(images / max(train_s, 1e-9), 1), final_loss=losses[-1] if losses else None)
+    if preset.budgeted:
+        rec.update(budget_minutes=preset.minutes, budget_spent=round(train_s / (60 * preset.minutes), 4))
+    return rec
+
+@patch
+def _finish(self: Trainer, status: str) -> dict:
+    "The whole run's record, written into the card (rank 0) with the preset, the machine and the precision."
+    record = training_record(self.stretches, self.preset)
     if self.is_main:
         write_card(self.out / 'card.json', preset=asdict(self.preset), overrides=self.overrides,
                    environment=environment(), parameters=param_count(self.model), world_size=self.world,
-                   training=summary)
+                   data=self.data, precision=self.precision, training=record, stretches=self.stretches)
         if status == 'interrupted':
             print(f"interrupted at step {self.step}: resumable checkpoint written to {self.out / 'ckpt.pt'}")
-    return summary
+    return {**record, 'status': status}

@@ -56,10 +56,14 @@ def show_images(images: torch.Tensor, nrow: int, ax=None, title: str | None = No
 
 # %% ../nbs/06b_viz.ipynb #d2a34b89
 def frame_indices(n_steps: int, n_frames: int, power: float = 2.0) -> list[int]:
-    "Indices into a sequence of `n_steps` states, `n_frames` of them, denser towards the end; first and last included."
+    "min(n_frames, n_steps) distinct indices into `n_steps` states, denser towards the end; first and last included."
     if n_steps < 1 or n_frames < 1: raise ValueError(f"need n_steps >= 1 and n_frames >= 1, got {n_steps}, {n_frames}")
-    u = np.linspace(0, 1, min(n_frames, n_steps)) ** (1 / power)          # u^(1/p) crowds points near 1
-    return sorted(set(int(round(v * (n_steps - 1))) for v in u) | {n_steps - 1})
+    k = min(n_frames, n_steps)
+    u = np.linspace(0, 1, k) ** (1 / power)                                  # u^(1/p) crowds points near 1
+    idx = []
+    for v in u: idx.append(max(int(round(v * (n_steps - 1))), idx[-1] + 1 if idx else 0))   # distinct, increasing
+    for i in range(k - 1, -1, -1): idx[i] = min(idx[i], n_steps - 1 if i == k - 1 else idx[i + 1] - 1)
+    return idx
 
 # %% ../nbs/06b_viz.ipynb #f678003d
 def save_gif(frames: list[np.ndarray], path, duration_ms: int = 60, hold_last_ms: int = 1500, scale: int = 3) -> Path:

@@ -96,7 +96,7 @@ def test_shape_and_label_errors(digits):
 def test_load_dataset_and_preset(tmp_path, digits):
     fake_mnist(tmp_path, n=5, split='train')
     assert load_dataset('mnist', tmp_path, image_size=32).images.shape == (5, 1, 32, 32)
-    assert dataset_for_preset('digits').images.shape == (1797, 1, 8, 8)      # the preset trains at native 8x8
+    assert dataset_for_preset('digits').images.shape == (1437, 1, 8, 8)      # native 8x8, every fifth held out
     with pytest.raises(DataError, match='resize explicitly'):
         dataset_for_preset(load_preset('mnist', image_size=32), tmp_path)
     with pytest.raises(DataError, match='unknown dataset'): load_dataset('imagenet')

@@ -166,7 +166,8 @@ def test_evaluate_checkpoint_writes_card(tmp_path):
     assert 'training' in card and set(card['metrics']) == {'accuracy', 'frechet', 'bpd'}
     m = card['metrics']
     assert m['accuracy']['samples'] | {'sampling_time_s': 0} == dict(n=40, sampler='ddim', steps=5, guidance=0.0, seed=0,
-                                                                      sampling_time_s=0, precision='fp32')
+                                                                      sampling_time_s=0, precision='fp32', weights='EMA',
+                                                                      precision_choice=dict(setting='fp32', chosen='fp32', how='given'))
     assert 0 <= m['accuracy']['overall'] <= 1 and len(m['accuracy']['per_class']) == 10
     assert m['frechet']['n'] == 40 and m['frechet']['fd'] >= 0 and m['frechet']['floor'] >= 0
     assert m['bpd']['n'] == 16 and math.isfinite(m['bpd']['bpd']) and m['bpd']['bpd'] > 0
@@ -174,7 +175,7 @@ def test_evaluate_checkpoint_writes_card(tmp_path):
     evaluate_checkpoint(run / 'ckpt.pt', metrics=['bpd'], bpd_n=8, cache_dir=tmp_path / 'cache', progress=False)
     m2 = json.loads((run / 'card.json').read_text())['metrics']
     assert m2['accuracy'] == m['accuracy'] and m2['bpd']['n'] == 8         # merged, not replaced
-    with pytest.raises(ValueError, match='choose from'):
+    with pytest.raises(ValueError, match="unknown metric 'acc'"):
         evaluate_checkpoint(run / 'ckpt.pt', metrics=['acc'])
     r16 = evaluate_checkpoint(run / 'ckpt.pt', metrics=['accuracy'], n=40, steps=5, batch_size=20, cache_dir=tmp_path / 'cache',
                               classifier_kw=dict(steps=20), progress=False, device='cpu', precision='bf16')

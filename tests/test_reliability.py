@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from ddpm_nb.cli import main
 from ddpm_nb.presets import load_preset, PresetError
-from ddpm_nb.data import load_digits, load_mnist, load_cifar10, ImageDataset, DataError
+from ddpm_nb.data import load_digits, load_mnist, load_cifar10, load_splits, ImageDataset, DataError
 from ddpm_nb.unet import UNet
 from ddpm_nb import testing
 from ddpm_nb.testing import write_idx
@@ -27,8 +27,8 @@ from ddpm_nb.checkpoint import (CheckpointError, save_checkpoint, load_checkpoin
                            CKPT_FORMAT)
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_ARGS = ['image_size=8', 'base_channels=8', 'T=20', 'batch_size=16', 'warmup=2']
-TINY = dict(image_size=8, base_channels=8, T=20, batch_size=16, warmup=2)
+TINY_ARGS = ['image_size=8', 'base_channels=8', 'T=20', 'batch_size=16', 'warmup=2', 'precision=fp32']
+TINY = dict(image_size=8, base_channels=8, T=20, batch_size=16, warmup=2, precision='fp32')
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 
 
@@ -233,7 +233,7 @@ def test_data_nan_pixels_and_batch_larger_than_data(tmp_path):
     x = torch.zeros(4, 1, 8, 8); x[1, 0, 2, 2] = float('nan')
     with pytest.raises(DataError, match=r'expected \[-1, 1\]'): ImageDataset(x, torch.zeros(4).long(), 10)
     user_error(['train', '--preset', 'digits', '--out', tmp_path / 'o', *TINY_ARGS, 'batch_size=5000'],
-               'batch_size 5000 is larger than the dataset (1797 images)')
+               'batch_size 5000 is larger than the dataset (1437 images)')
 
 
 # ==================================================================================================== model and sampling
@@ -503,9 +503,11 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(digits8, tmp_path
     """Kill `ddpm-nb train` with SIGKILL at random moments, resume each time: the end is the uninterrupted run, bit for bit.
 
     After every kill ckpt.pt must load (it is only ever replaced by an atomic rename); a killed writer may leave a
-    `ckpt.pt.*.tmp` behind, which is harmless and is the only other file allowed."""
+    temporary file (`.ckpt.pt.*.tmp`, `.log.csv.*.tmp`, ...) and the run lock's file behind, which are harmless and the
+    only other files allowed — and the resumed run removes them."""
     N, rng = 30, random.Random(0)
-    ref = Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY, steps=N), digits8, tmp_path / 'ref', progress=False, ckpt_every=1)
+    train = load_splits('digits', image_size=8).train                   # what `ddpm-nb train` trains on (chapter 6)
+    ref = Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY, steps=N), train, tmp_path / 'ref', progress=False, ckpt_every=1)
     ref.fit()                                                            # the uninterrupted CPU run, same code path as the CLI's
     out = tmp_path / 'killed'
     argv = [*console(), 'train', '--preset', 'digits', '--steps', str(N), '--out', str(out), *TINY_ARGS,
@@ -524,12 +526,13 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(digits8, tmp_path
         step = load_checkpoint(out / 'ckpt.pt')['step']                   # complete after every kill
         assert not steps_at_kill or step >= steps_at_kill[-1]
         steps_at_kill.append(step)
-        others = {f.name for f in out.iterdir()} - {'ckpt.pt', 'log.csv', 'card.json', 'card.tmp', 'samples.png'}
-        assert others <= {f.name for f in out.glob('ckpt.pt.*.tmp')}, others
+        others = {f.name for f in out.iterdir()} - {'ckpt.pt', 'log.csv', 'card.json', 'samples.png'}
+        assert others <= {f.name for f in out.glob('.*.tmp')} | {'.lock'}, others
         if step == N: break
     assert any(0 < s < N for s in steps_at_kill), steps_at_kill          # at least one kill landed mid-run
     r = subprocess.run(argv + ['--resume'], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert {f.name for f in out.iterdir()} == {'ckpt.pt', 'log.csv', 'card.json', 'samples.png'}   # nothing stale left
     assert same_weights(weights(out / 'ckpt.pt'), weights(tmp_path / 'ref' / 'ckpt.pt')), steps_at_kill
     a, b = load_checkpoint(out / 'ckpt.pt'), load_checkpoint(tmp_path / 'ref' / 'ckpt.pt')
     assert a['step'] == b['step'] == N and torch.equal(a['rng']['gen'], b['rng']['gen'])
