@@ -20,10 +20,11 @@ def _weights(path):
     return {**{'model.' + k: v for k, v in s['model'].items()}, **{'ema.' + k: v for k, v in s['ema'].items()}}
 
 def test_resume_is_bit_identical(tmp_path):
+    "Dropout 0.1: the global RNG (dropout's) must be restored too, not only the trainer's generator."
     data = load_digits(8)
-    Trainer(_tiny(), data, tmp_path / 'a', progress=False, ckpt_every=0).fit(12)
-    Trainer(_tiny(), data, tmp_path / 'b', progress=False, ckpt_every=0).fit(5)
-    t = Trainer(_tiny(), data, tmp_path / 'b', progress=False, ckpt_every=0)
+    Trainer(_tiny(dropout=0.1), data, tmp_path / 'a', progress=False, ckpt_every=0).fit(12)
+    Trainer(_tiny(dropout=0.1), data, tmp_path / 'b', progress=False, ckpt_every=0).fit(5)
+    t = Trainer(_tiny(dropout=0.1), data, tmp_path / 'b', progress=False, ckpt_every=0)
     assert t.resume() and t.step == 5
     t.fit(12)
     a, b = _weights(tmp_path / 'a' / 'ckpt.pt'), _weights(tmp_path / 'b' / 'ckpt.pt')
