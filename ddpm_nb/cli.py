@@ -14,9 +14,10 @@ from .checkpoint import CheckpointError, load_model, is_checkpoint
 from .precision import for_sampling, sampling_precision, resolve_device
 from .viz import save_grid, save_gif, sequence_frames, frame_indices, to_uint8
 from .metrics import evaluate_checkpoint, MetricUnavailable, METRICS, _merge_into_card, _UNTRAINED_NULL
+from .export import export_diffusers
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'cmd_train', 'cmd_sample', 'cmd_gif', 'cmd_eval', 'parser', 'main']
+__all__ = ['USER_ERRORS', 'cmd_train', 'cmd_sample', 'cmd_gif', 'cmd_eval', 'cmd_export', 'parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #2386ff80
 USER_ERRORS = (PresetError, DataError, CheckpointError, MetricUnavailable, ValueError, FileNotFoundError)
@@ -318,19 +319,40 @@ def cmd_eval(a) -> int:
     print(f"merged into {a.ckpt.parent / 'card.json'}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #b9b03a48
+def _export_args(sub):
+    a = sub.add_parser('export', help='export a checkpoint to diffusers',
+                       description='Write a checkpoint as a diffusers DDPMPipeline folder (UNet2DModel + schedulers).')
+    a.add_argument('--to', choices=['diffusers'], required=True, help='the library to export to')
+    a.add_argument('--ckpt', type=Path, required=True, help='checkpoint (ckpt.pt) written by train')
+    a.add_argument('--out', type=Path, required=True, help='a new (or empty) output folder')
+    a.add_argument('--class', dest='class_label', type=_type('class', int, lambda v: v >= 0, 'a class label >= 0'),
+                   default=None,
+                   help='export the model for this class (default: the null class, the unconditional model)')
+    a.add_argument('--raw-weights', action='store_true', help='export the raw weights instead of the EMA')
+
+def cmd_export(a) -> int:
+    if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
+        raise ValueError(f"--out {a.out} exists and is not an empty folder: choose a new one")
+    out = export_diffusers(a.ckpt, a.out, a.class_label, use_ema=not a.raw_weights)
+    print(f"wrote {out}: a diffusers DDPMPipeline (unet/, scheduler/) and scheduler_ddim/; "
+          f"load it with DDPMPipeline.from_pretrained('{out}')")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #6cddfd54
 def parser() -> argparse.ArgumentParser:
     "The `ddpm-nb` argument parser."
     ap = _Parser(prog='ddpm-nb', description='Train, sample and render DDPMs (ddpm_nb).')
     sub = ap.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    for add in (_train_args, _sample_args, _gif_args, _eval_args): add(sub)
+    for add in (_train_args, _sample_args, _gif_args, _eval_args, _export_args): add(sub)
     return ap
 
 def main(argv=None) -> int:
     "Entry point of `ddpm-nb`: user errors print one line and return 2; Ctrl-C returns 130."
     try:
         a = parser().parse_args(argv)
-        return {'train': cmd_train, 'sample': cmd_sample, 'gif': cmd_gif, 'eval': cmd_eval}[a.command](a)
+        commands = dict(train=cmd_train, sample=cmd_sample, gif=cmd_gif, eval=cmd_eval, export=cmd_export)
+        return commands[a.command](a)
     except USER_ERRORS as e: return _say(argv, f"error: {e}", 2)
     except TrainingError as e: return _say(argv, str(e), 1)
     except KeyboardInterrupt: return _say(argv, "interrupted", 130)
