@@ -243,6 +243,12 @@ def _decode_all(files) -> np.ndarray:
 class NotWritable(OSError):
     "The folder of a file to be written cannot be made or written to (as opposed to a write that fails midway)."
 
+def _umask() -> int:
+    "The process's file-creation mask (reading it means setting it; it is put back at once)."
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
 def atomic_write(path, write, mode: str = 'wb') -> Path:
     "Write `path` atomically: `write(f)` fills a uniquely named temporary file, which is fsynced and renamed over it."
     path = Path(path)
@@ -251,6 +257,7 @@ def atomic_write(path, write, mode: str = 'wb') -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     except OSError as e: raise NotWritable(e.errno, e.strerror or str(e), str(path.parent)) from None
     try:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # not mkstemp's 0600
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

@@ -180,7 +180,9 @@ def _read(path) -> configparser.ConfigParser:
         raise PresetError(f"presets file not found: {path}; give an existing file, or none for the packaged presets")
     cp = configparser.ConfigParser(interpolation=None)
     cp.optionxform = str  # keep `T` upper-case, as in the paper
-    cp.read(path, encoding='utf-8')
+    try: cp.read(path, encoding='utf-8')
+    except (configparser.Error, UnicodeDecodeError) as e:            # a broken file: say where, in one line
+        raise PresetError(f"presets file {path} is not a valid INI file: {' '.join(str(e).split())[:200]}") from None
     return cp
 
 def preset_names(path=None) -> list[str]:

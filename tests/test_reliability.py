@@ -571,3 +571,232 @@ def test_new_run_does_not_inherit_an_old_log_or_card(digits8, tmp_path):
     t = Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY), digits8, out, progress=False, log_every=1)
     assert t.resume(); t.fit(4)                                                  # a resumed run appends
     assert [r.split(',')[0] for r in (out / 'log.csv').read_text().splitlines()] == ['step', '1', '2', '3', '4']
+
+
+# ==================================================================================================== round 2 (#17)
+# The cases a hostile pass found that the first catalogue did not list: each failed before its fix.
+def files_of(folder):
+    "Every file under `folder` with its bytes: to assert that a refused command changed nothing."
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(Path(folder).rglob('*')) if f.is_file()}
+
+@pytest.fixture(scope='module')
+def cli_run_dir(tmp_path_factory):
+    "A tiny run made by `ddpm-nb train` itself (on the digits' training split), for rows that --resume it."
+    out = tmp_path_factory.mktemp('cli') / 'run'
+    code, _, err = cli('train', '--preset', 'digits', '--steps', 2, '--out', out, '--no-progress', '--log-every', 1, *TINY_ARGS)
+    assert code == 0, err
+    return out
+
+@pytest.fixture
+def cli_run(cli_run_dir, tmp_path):
+    return Path(shutil.copytree(cli_run_dir, tmp_path / 'run'))
+
+def test_sample_never_overwrites_a_checkpoint(run_copy):
+    "`--out run/ckpt.png` once wrote the raw samples to run/ckpt.pt; `--ckpt best.pt --out best.png` likewise."
+    before = files_of(run_copy)
+    user_error(['sample', '--ckpt', run_copy / 'ckpt.pt', '--out', run_copy / 'ckpt.pt'], '--out must end in')
+    assert files_of(run_copy) == before
+    shutil.copy(run_copy / 'ckpt.pt', run_copy / 'best.pt')
+    code, out, err = cli('sample', '--ckpt', run_copy / 'best.pt', '--n', 10, '--steps', 2, '--out', run_copy / 'best.png',
+                         '--no-progress')
+    assert code == 0, err
+    assert (run_copy / 'best.pt').read_bytes() == before['ckpt.pt']          # the checkpoint, untouched
+    assert (run_copy / 'best.safetensors').exists()                          # the raw samples went beside the image
+
+def test_card_written_by_two_processes_at_once_stays_valid_json(tmp_path):
+    """Two processes merging 200 fields each into one card, started together: valid JSON with all 400.
+    (The card once went through one fixed temp name, `card.tmp`: this left invalid JSON, and a failed rename.)"""
+    code = ('import sys, time; from pathlib import Path; from ddpm_nb.checkpoint import write_card\n'
+            'while not Path(sys.argv[3]).exists(): time.sleep(0.001)\n'          # start together, once both imported
+            'for i in range(200): write_card(sys.argv[1], **{f"{sys.argv[2]}{i}": i})')
+    card, go = tmp_path / 'card.json', tmp_path / 'go'
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(card), who, str(go)], env=ENV) for who in 'ab']
+    time.sleep(3)
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    got = json.loads(card.read_text())
+    assert set(got) == {f'{w}{i}' for w in 'ab' for i in range(200)}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ['card.json', 'go']  # no temp file left
+
+def test_second_train_on_one_folder_is_refused(cli_run):
+    "A second `train --resume` (or any run) on a folder another run holds: refused at once, nothing of the first touched."
+    from ddpm_nb.checkpoint import RunLock
+    before = files_of(cli_run)
+    with RunLock(cli_run):
+        err = user_error(['train', '--preset', 'digits', '--steps', '2', '--out', cli_run, '--resume', *TINY_ARGS],
+                         'is in use by another ddpm-nb run', f'pid {os.getpid()}')
+    assert {k: v for k, v in files_of(cli_run).items() if k != '.lock'} == before, err
+
+def test_resuming_a_finished_run_keeps_its_training_record(digits8, tmp_path):
+    "`make demo` twice resumes a finished run: the card once said images_per_s 0.0, final_loss None."
+    out = tmp_path / 'run'
+    p = load_preset('digits', ROOT / 'settings.ini', **TINY, steps=3)
+    Trainer(p, digits8, out, progress=False).fit()
+    first = json.loads((out / 'card.json').read_text())['training']
+    t = Trainer(p, digits8, out, progress=False)
+    assert t.resume(); t.fit()
+    again = json.loads((out / 'card.json').read_text())['training']
+    assert again['step'] == 3 and again['final_loss'] == first['final_loss'] and again['images_per_s'] > 0
+    assert again['stretches'] == 1                                                 # nothing trained: no new stretch
+
+def test_resume_after_a_kill_cuts_the_log_and_removes_temp_files(digits8, tmp_path):
+    "What SIGKILL leaves: log rows after the last checkpoint and stale temp files. The resume cuts and removes them."
+    out = tmp_path / 'run'
+    p = load_preset('digits', ROOT / 'settings.ini', **TINY, steps=6)
+    Trainer(p, digits8, out, progress=False, log_every=1).fit(3)                      # checkpoint at step 3
+    with (out / 'log.csv').open('a') as f: f.write('4,0.1,0,0,0,0,0\n5,0.1,0,0,0,0,0\n')   # logged, never checkpointed
+    (out / '.ckpt.pt.x1y2.tmp').write_bytes(b'\0' * 1000)                               # a half-written checkpoint
+    t = Trainer(p, digits8, out, progress=False, log_every=1)
+    assert t.resume(); t.fit()
+    steps = [r.split(',')[0] for r in (out / 'log.csv').read_text().splitlines()[1:]]
+    assert steps == ['1', '2', '3', '4', '5', '6'], steps
+    assert not list(out.glob('.*.tmp'))
+
+def test_eval_with_an_unreadable_card_still_reports(run_copy):
+    "A garbage card.json: eval prints its numbers, keeps the bad card aside and writes a new one (it once failed at the end)."
+    (run_copy / 'card.json').write_text('{"training": ')
+    code, out, err = cli('eval', '--ckpt', run_copy / 'ckpt.pt', '--metrics', 'bpd', '--n', 8, '--no-progress')
+    assert code == 0 and 'bpd' in out, (out, err)
+    assert 'kept it as' in err and (run_copy / 'card.json.unreadable').read_text() == '{"training": '
+    assert 'bpd' in json.loads((run_copy / 'card.json').read_text())['metrics']
+
+def test_changed_lr_on_resume_is_applied_warned_and_recorded(cli_run):
+    "`lr=` on --resume: once ignored (the optimizer state brought the old one back) while the card recorded the new one."
+    code, out, err = cli('train', '--preset', 'digits', '--steps', 4, '--out', cli_run, '--resume', '--no-progress',
+                         '--log-every', 1, *TINY_ARGS, 'lr=0.0005', 'warmup=0')
+    assert code == 0, err
+    assert 'lr' in err and 'changed' in err.lower(), err
+    rows = [r.split(',') for r in (cli_run / 'log.csv').read_text().splitlines()]
+    lr = rows[0].index('lr')
+    assert [float(r[lr]) for r in rows[1:] if int(r[0]) > 2] == [0.0005, 0.0005]         # what the optimizer used
+    opt = load_checkpoint(cli_run / 'ckpt.pt')['optimizer']['param_groups'][0]['lr']
+    assert opt == 0.0005
+
+@pytest.mark.parametrize('arch', [['base_channels=16'], ['batch_size=8'], ['seed=3']])
+def test_changed_architecture_batch_or_seed_on_resume_is_refused(cli_run, arch):
+    "Keys a resumed run cannot honour are refused with what to do, the run folder unchanged."
+    before = files_of(cli_run)
+    user_error(['train', '--preset', 'digits', '--steps', '4', '--out', cli_run, '--resume', *TINY_ARGS, *arch],
+               arch[0].split('=')[0])
+    assert {k: v for k, v in files_of(cli_run).items() if k != '.lock'} == before
+
+def test_nan_weights_refused_for_sampling_and_resume(cli_run, tmp_path):
+    "NaN weights once sampled an all-black PNG (exit 0) and resumed to 'done'."
+    s = load_checkpoint(cli_run / 'ckpt.pt')
+    for part in ('model', 'ema'):
+        k = next(k for k, v in s[part].items() if v.is_floating_point())
+        s[part][k] = torch.full_like(s[part][k], float('nan'))
+    save_checkpoint(s, cli_run / 'ckpt.pt')
+    user_error(['sample', '--ckpt', cli_run / 'ckpt.pt', '--out', tmp_path / 'x.png'], 'NaN or inf')
+    assert not (tmp_path / 'x.png').exists()
+    user_error(['train', '--preset', 'digits', '--steps', '4', '--out', cli_run, '--resume', *TINY_ARGS], 'NaN or inf')
+
+def test_guidance_on_a_model_that_never_trained_its_null_class_warns(digits8, tmp_path):
+    out = tmp_path / 'run'
+    Trainer(load_preset('digits', **TINY, p_uncond=0.0), digits8, out, progress=False).fit(1)
+    code, _, err = cli('sample', '--ckpt', out / 'ckpt.pt', '--n', 10, '--steps', 2, '--guidance', 1, '--out',
+                       tmp_path / 'x.png', '--no-progress')
+    assert code == 0 and 'p_uncond' in err, err
+
+def test_accuracy_of_an_unconditional_model_is_refused(unc_ckpt):
+    user_error(['eval', '--ckpt', unc_ckpt, '--metrics', 'accuracy', '--n', '10'], 'unconditional')
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is present')
+def test_cuda_without_a_gpu(run_dir, tmp_path):
+    user_error(['sample', '--ckpt', run_dir / 'ckpt.pt', '--device', 'cuda', '--out', tmp_path / 'x.png'], 'cuda')
+    user_error(['train', '--preset', 'digits', '--device', 'cuda', '--out', tmp_path / 'r', *TINY_ARGS], 'cuda')
+    assert not (tmp_path / 'r').exists()
+
+@pytest.mark.parametrize('change', ['extra', 'missing'])
+def test_checkpoint_from_another_version_of_the_preset(run_copy, tmp_path, change):
+    "A checkpoint whose stored preset has a key this version does not know, or lacks one: one line, not a TypeError."
+    s = load_checkpoint(run_copy / 'ckpt.pt')
+    preset = json.loads(s['preset'])
+    if change == 'extra': preset['shiny_new_key'] = 1
+    else: del preset['p_uncond']
+    s['preset'] = json.dumps(preset)
+    save_checkpoint(s, run_copy / 'ckpt.pt')
+    code, out, err = cli('sample', '--ckpt', run_copy / 'ckpt.pt', '--n', 10, '--steps', 2, '--out', tmp_path / 'x.png',
+                         '--no-progress')
+    assert code in (0, 2) and 'Traceback' not in err, err
+    if code == 2: assert len(err.strip().splitlines()) == 1 and ('shiny_new_key' in err or 'p_uncond' in err), err
+
+def test_malformed_settings_ini_in_the_current_folder(tmp_path, monkeypatch):
+    "A broken ./settings.ini picked up from the current folder: one line saying so and how to avoid it."
+    (tmp_path / 'settings.ini').write_text('[digits\nlr = 1\n')
+    monkeypatch.chdir(tmp_path)
+    user_error(['train', '--preset', 'digits', '--out', tmp_path / 'r'], 'settings.ini', '--presets')
+    assert not (tmp_path / 'r').exists()
+
+def test_resume_against_a_smaller_dataset(cli_run, digits8):
+    "Resuming with another number of images than the run started with (an IndexError once): one line, nothing changed."
+    before = files_of(cli_run)
+    small = ImageDataset(digits8.images[:40], digits8.labels[:40], digits8.num_classes, name='digits[:40]')
+    t = Trainer(load_preset('digits', ROOT / 'settings.ini', **TINY), small, cli_run, progress=False)
+    with pytest.raises(DataError, match='dataset of 1437 images, but digits.:40. holds 40: resume with the data'):
+        t.resume()
+    assert files_of(cli_run) == before
+
+def test_ctrl_c_during_start_up_exits_130(tmp_path, monkeypatch):
+    "Ctrl-C before the first step (while the data loads or the precision is probed): exit 130, one line, no traceback."
+    import ddpm_nb.cli as cli_mod
+    def interrupted(*a, **k): raise KeyboardInterrupt
+    monkeypatch.setattr(cli_mod, 'load_splits', interrupted)
+    code, out, err = cli('train', '--preset', 'digits', '--steps', 2, '--out', tmp_path / 'r', *TINY_ARGS)
+    assert code == 130 and 'Traceback' not in err and len(err.strip().splitlines()) == 1, (code, err)
+
+def test_sample_and_gif_run_in_bounded_batches(run_dir, tmp_path, monkeypatch):
+    "--n larger than --batch-size: the network never sees more than one batch (twice that with guidance) at once."
+    seen = []
+    real = UNet.forward
+    def forward(self, x, *a, **k):
+        seen.append(x.shape[0]); return real(self, x, *a, **k)
+    monkeypatch.setattr(UNet, 'forward', forward)
+    code, _, err = cli('sample', '--ckpt', run_dir / 'ckpt.pt', '--n', 30, '--batch-size', 8, '--steps', 2,
+                       '--guidance', 1, '--out', tmp_path / 'x.png', '--no-progress')
+    assert code == 0, err
+    assert max(seen) <= 16 and sum(seen) == 30 * 2 * 2, (max(seen), sum(seen))    # 2 steps, guided: 2 rows per image
+    seen.clear()
+    code, _, err = cli('gif', '--ckpt', run_dir / 'ckpt.pt', '--n', 30, '--batch-size', 8, '--steps', 2, '--frames', 2,
+                       '--out', tmp_path / 'x.gif', '--no-progress')
+    assert code == 0, err
+    assert max(seen) <= 16, seen
+
+
+# A table of bad values for every option a user types: exit 2, one line naming the option, no traceback, and nothing
+# in the run folder changed (nor any output written).
+BAD_VALUES = {
+    '--steps': ['0', '-3', '2.5', 'ten', 'nan', '1e99'],
+    '--n': ['0', '-1', 'many', 'nan', '1e12'],
+    '--guidance': ['-1', 'nan', 'inf', 'strong'],
+    '--eta': ['-0.5', 'nan', 'inf', 'x'],
+    '--seed': ['-1', 'x', '1.5'],
+    '--batch-size': ['0', '-8', 'x'],
+    '--classes': ['a', '10', '-1', ',', ''],
+    '--nrow': ['0', '-2', 'x'],
+    '--sampler': ['plms', ''],
+    '--precision': ['fp16', ''],
+    '--device': ['gpu', 'cuda:x', ''],
+}
+
+@pytest.mark.parametrize('option, value', [(o, v) for o, vs in BAD_VALUES.items() for v in vs])
+def test_bad_values_for_sample_options(run_copy, tmp_path, option, value):
+    before = files_of(run_copy)
+    got, out, err = cli('sample', '--ckpt', run_copy / 'ckpt.pt', '--out', tmp_path / 'x.png', '--no-progress', option, value)
+    assert 'Traceback' not in err and got == 2, (option, value, got, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert files_of(run_copy) == before and not (tmp_path / 'x.png').exists()
+
+TRAIN_BAD = [['--minutes', '0'], ['--minutes', '-1'], ['--minutes', 'nan'], ['--minutes', 'inf'], ['--steps', '-1'],
+             ['--ckpt-every', '-1'], ['--log-every', '0'], ['--log-every', 'x'], ['--micro-batches', '0'],
+             ['--micro-batches', '3'], ['--sample-every', '-1'], ['lr=nan'], ['T=1e9'], ['batch_size=-1'],
+             ['p_uncond=2'], ['minutes=-1'], ['channel_mults='], ['image_size=0']]
+
+@pytest.mark.parametrize('args', TRAIN_BAD, ids=' '.join)
+def test_bad_values_for_train_options(cli_run, args):
+    "The same for train on an existing run (with --resume): nothing in the folder may change."
+    before = files_of(cli_run)
+    got, out, err = cli('train', '--preset', 'digits', '--out', cli_run, '--resume', '--no-progress', *TINY_ARGS, *args)
+    assert 'Traceback' not in err and got == 2, (args, got, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert {k: v for k, v in files_of(cli_run).items() if k != '.lock'} == before
