@@ -4,7 +4,7 @@ The build is byte-for-byte reproducible (bundled fonts only, no document date), 
 committed sources and figures must equal the committed PDFs. Figures are not remade here (too slow for CI):
 `make resources` remakes them and both PDFs.
 """
-import importlib.util, re
+import importlib.util, json, re
 from pathlib import Path
 import pytest
 import typst
@@ -19,7 +19,7 @@ def n_pages(pdf: bytes) -> int:
     return len(re.findall(rb'/Type\s*/Page(?![a-zA-Z])', pdf))
 
 
-@pytest.mark.parametrize('name, pages', [('slides', (25, 35)), ('report', (8, 15))])
+@pytest.mark.parametrize('name, pages', [('slides', (25, 35)), ('notes', (25, 35)), ('report', (14, 18))])
 def test_committed_pdf_matches_sources(name, pages, tmp_path):
     committed = ROOT / 'resources' / build.DOCS[name][1]
     assert committed.exists(), f"{committed.relative_to(ROOT)} is missing: run `make resources`"
@@ -37,3 +37,13 @@ def test_committed_pdf_matches_sources(name, pages, tmp_path):
 
 def test_build_rejects_unknown_document(tmp_path):
     with pytest.raises(ValueError, match="unknown document 'poster'"): build.build('poster', tmp_path)
+
+
+def test_slides_carry_no_speaker_notes_and_the_notes_copy_does():
+    "The room's slides never print the notes (issue #21); the speaker's copy has them on every slide that has notes."
+    def notes_in(name):
+        found = typst.query(str(build.SRC / build.DOCS[name][0]), '<speaker-note>', root=str(build.SRC),
+                            ignore_system_fonts=True, sys_inputs=build.INPUTS.get(name, {}))
+        return len(json.loads(found))
+    assert notes_in('slides') == 0
+    assert notes_in('notes') >= 20

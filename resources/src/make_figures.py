@@ -229,24 +229,45 @@ def fig_langevin(facts):
 
 
 # ---------------------------------------------------------------- recorded runs: only what exists
+def sample_settings(card: dict) -> str:
+    "How a run's samples.png was drawn, from its card: the recipe's keys when `sample` ran with its defaults."
+    p, cmds = card.get('preset', {}), [c for c in card.get('commands', []) if ' sample ' in f' {c} ']
+    if p.get('sampler') and cmds and '--steps' not in cmds[0] and '--guidance' not in cmds[0]:
+        return f"{p['sampler'].upper() if p['sampler'] == 'ddim' else p['sampler']} {p['sample_steps']} steps, guidance {p['guidance']:g}, EMA"
+    return "DDIM 100 steps, no guidance, EMA (make demo; the card predates recorded sampling settings)"
+
+def machine(card: dict) -> str:
+    env = card.get('environment', {})
+    cpu = env.get('cpu', {}).get('model')
+    return f"{cpu}, {env['cpu']['cores']} cores" if cpu else f"{env.get('device', '?')} (CPU model not recorded)"
+
 def runs_of(facts):
-    "Copy sample grids of recorded runs (resources/<run>/samples.png) and summarise their cards; nothing made up."
+    "Copy sample grids of recorded runs (resources/<run>/samples.png, enlarged to read) and summarise their cards."
+    from PIL import Image
     for old in FIG.glob('run_samples_*.png'): old.unlink()
     for png in sorted(RES.glob('*/samples.png')):
         run = png.parent.name
-        shutil.copyfile(png, FIG / f'run_samples_{run}.png')
-        facts['run_samples'].append(dict(file=f'run_samples_{run}.png', name=run))
+        img = Image.open(png)
+        k = max(1, round(600 / img.width))                     # small grids (8x8 digits) drawn at a size that reads
+        img.resize((img.width * k, img.height * k), Image.NEAREST).save(FIG / f'run_samples_{run}.png')
+        card = json.loads((png.parent / 'card.json').read_text()) if (png.parent / 'card.json').exists() else {}
+        facts['run_samples'].append(dict(file=f'run_samples_{run}.png', name=run, settings=sample_settings(card),
+                                         machine=machine(card)))
     for card in sorted(RES.glob('*/card.json')):
         c = json.loads(card.read_text())
         tr, m, p = c.get('training', {}), c.get('metrics', {}), c.get('preset', {})
+        budget = f" (time budget {tr['budget_minutes']:g} min)" if tr.get('budget_minutes') else ''
         rows = [('preset', f"{p.get('name')} ({p.get('dataset')}, {p.get('image_size')}x{p.get('image_size')}, T={p.get('T')}, {p.get('schedule')}, {p.get('prediction')})"),
-                ('parameters', f"{c.get('parameters', 0):,}"), ('device', c.get('environment', {}).get('device', '?')),
-                ('training', f"{tr.get('step')} steps in {tr.get('wall_time_s', 0) / 60:.1f} min, {tr.get('images_per_s')} images/s ({tr.get('status')})")]
+                ('parameters', f"{c.get('parameters', 0):,}"), ('machine', machine(c)),
+                ('training', f"{tr.get('step')} steps in {tr.get('wall_time_s', 0) / 60:.1f} min{budget}, {tr.get('images_per_s')} images/s ({tr.get('status')})")]
         if 'accuracy' in m:
             a = m['accuracy']; smp = a['samples']
             rows.append(('conditioning accuracy', f"{a['overall']:.1%} ({smp['n']} samples, {smp['sampler']} {smp['steps']} steps, guidance {smp['guidance']}, {smp['sampling_time_s']:.0f} s)"))
         if 'frechet' in m:
-            f = m['frechet']; rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x"))
+            f = m['frechet']
+            rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x; reference: {f.get('reference', '?')}"))
+        if 'memorisation' in m:
+            rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training digit: samples vs held-out digits)"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
 
 
