@@ -361,7 +361,8 @@ def _loop(self: Trainer, total: int, max_minutes: float | None) -> str:
             now = self.clock()
             self.elapsed, dt, tick = self.elapsed + (now - tick), now - tick, now
             bar.update(dt if self.preset.budgeted else 1)
-            bar.set_postfix(loss=f'{loss:.4f}', img_s=f'{self.preset.batch_size / max(dt, 1e-9):.0f}')
+            bar.set_postfix(loss=f'{sum(window) / len(window):.4f}',             # the window's mean: what the log
+                            img_s=f'{self.preset.batch_size / max(dt, 1e-9):.0f}')   # row and the final line report
             if self.is_main and self.step % self.log_every == 0: window = self._log_row(window, gn)
             if self.ckpt_every and self.step % self.ckpt_every == 0: self.save()
             if self.is_main and self.sample_every and self.step % self.sample_every == 0:

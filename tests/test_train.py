@@ -113,3 +113,11 @@ def test_patched_model_trains_checkpoints_and_reloads(tmp_path):
     assert q.patch_size == 2 and model.patch_size == 2
     x = diffusion.sample(model, (2, 1, 8, 8), torch.tensor([1, 2]), sampler='ddim', steps=3, generator=torch.Generator().manual_seed(0))
     assert x.shape == (2, 1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_progress_bar_and_final_line_report_the_same_loss(tmp_path, capsys):
+    "The bar once showed one batch's loss (0.5583) while the final line said 0.8527: both are now the window's mean."
+    p = load_preset('digits', image_size=8, base_channels=8, T=20, batch_size=16, warmup=2, precision='fp32', steps=8)
+    s = Trainer(p, load_digits(8), tmp_path / 'run', progress=True, log_every=3).fit()     # last window: steps 7, 8
+    last = capsys.readouterr().err.replace('\r', '\n').strip().splitlines()[-1]
+    assert f"loss={s['final_loss']:.4f}" in last, (last, s['final_loss'])
