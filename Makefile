@@ -7,7 +7,7 @@ PY    := $(BIN)/python
 # the package itself asks for ranges so users keep their own CUDA builds.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test export presets demo record-demo record-workshop book pytest nbtest
+.PHONY: venv test export presets demo record-demo record-workshop record-cifar10 book pytest nbtest
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,13 @@ record-demo: demo
 record-workshop: venv
 	$(PY) tools/record_workshop.py
 
+## The one-hour CPU CIFAR-10 run of chapter 10 (the cifar10-cpu preset's budget, then evaluation on the test images
+## and renders) into resources/cifar10-cpu/, in the background: its log goes to outputs/record-cifar10.log.
+record-cifar10: venv
+	mkdir -p outputs
+	nohup $(PY) tools/record_cifar10.py > outputs/record-cifar10.log 2>&1 &
+	@echo "recording in the background (about 70 minutes): tail -f outputs/record-cifar10.log"
+
 ## Open the book in Jupyter Lab (as root, e.g. in a container, Jupyter needs --allow-root).
 book: venv
 	$(BIN)/jupyter lab nbs $$( [ $$(id -u) = 0 ] && echo --allow-root )
@@ -93,8 +100,11 @@ bench: venv
 .PHONY: docs docs-check
 DOCS_NODE := build/docs-node
 MATHJAX   := $(DOCS_NODE)/node_modules/mathjax/es5
-docs: venv
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e ".[docs]"
+	touch $@
+
+docs: venv $(VENV)/.docs-installed
 	test -f $(MATHJAX)/tex-chtml.js || npm install --no-audit --no-fund --silent --prefix $(DOCS_NODE) mathjax@3.2.2
 	$(PY) docs/build.py --mathjax $(MATHJAX)
 

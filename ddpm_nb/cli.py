@@ -130,6 +130,7 @@ def _init_dist():
 
 # %% ../nbs/11_cli.ipynb #8ae1b0b5
 def cmd_train(a) -> int:
+    "`ddpm-nb train`: train a preset (or resume a run folder); exit 0, or 130 after Ctrl-C with a checkpoint."
     p = _preset(a)
     if (a.out / 'ckpt.pt').exists() and not a.resume:
         raise CheckpointError(f"{a.out} already holds a checkpoint: pass --resume to continue it, "
@@ -247,6 +248,7 @@ def _settings(a, s: dict) -> dict:
 
 # %% ../nbs/11_cli.ipynb #7612f295
 def cmd_sample(a) -> int:
+    "`ddpm-nb sample`: a PNG grid of samples and the raw images, labels and settings beside it (.safetensors)."
     from safetensors.torch import save
     from ddpm_nb.data import atomic_write
     png, raw = _outputs(a.out, a.ckpt)
@@ -280,6 +282,7 @@ def _gif_args(sub):
                    default=60, help='number of frames (default 60)')
 
 def cmd_gif(a) -> int:
+    "`ddpm-nb gif`: the reverse process as a GIF, x_t beside the network's running guess of x0."
     _outputs(a.out, a.ckpt, suffixes=('.gif',))
     net, diffusion, p, y, n, s = _load(a, per_class=1)                  # default: one image per class
     _fits_in_memory(n, p, frames=2 * a.frames)
@@ -310,6 +313,7 @@ def _eval_args(sub):
                         '5th)')
 
 def cmd_eval(a) -> int:
+    "`ddpm-nb eval`: the chosen metrics against held-out data, printed and merged into the run's card."
     ms = [m.strip() for m in a.metrics.split(',') if m.strip()]
     r = evaluate_checkpoint(a.ckpt, ms, n=a.n, data_root=a.data_root, allow_test_as_train=a.allow_test_as_train,
                             sampler=a.sampler, steps=a.steps, guidance=a.guidance, precision=a.precision, seed=a.seed,
@@ -332,6 +336,7 @@ def _export_args(sub):
     a.add_argument('--raw-weights', action='store_true', help='export the raw weights instead of the EMA')
 
 def cmd_export(a) -> int:
+    "`ddpm-nb export --to diffusers`: the checkpoint as a diffusers UNet2DModel with scheduler configs."
     if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         raise ValueError(f"--out {a.out} exists and is not an empty folder: choose a new one")
     out = export_diffusers(a.ckpt, a.out, a.class_label, use_ema=not a.raw_weights)

@@ -6,13 +6,19 @@ every `nbs/[0-9]*.ipynb` in sorted order, one API page per `ddpm_nb` module, Mat
 nothing is executed. Usage: `python docs/build.py [--mathjax DIR]` (`make docs` passes the npm copy).
 """
 from __future__ import annotations
-import argparse, json, re, shutil, subprocess, sys
+import argparse, ast, json, re, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC, OUT = ROOT / "build" / "docs-src", ROOT / "_docs"
 DIRECTIVE = re.compile(r"^\s*#\|\s*(\w+)")
-WIDGET_TEXT = "interactive(children="
+sys.path.insert(0, str(ROOT / "tools"))
+from strip_widgets import is_widget_output  # noqa: E402  (what `make export` strips from the notebooks)
+
+# The theme centres a display equation in a flex box that clips: one wider than the column (most tagged ones, as
+# MathJax gives a tagged equation a min-width) lost its left part, with no way to scroll to it. Scroll it instead.
+BOOK_CSS = """div.math { overflow-x: auto; justify-content: safe center; }
+"""
 
 def chapters(nbs: Path = ROOT / "nbs") -> list[Path]:
     "The book's chapters in reading order: every numbered notebook, sorted by name (scratch `_*` skipped)."
@@ -21,15 +27,17 @@ def chapters(nbs: Path = ROOT / "nbs") -> list[Path]:
 def _directives(cell) -> set[str]:
     return {m.group(1) for l in cell["source"].splitlines() if (m := DIRECTIVE.match(l))}
 
+def _is_widget_output(o: dict) -> bool:
+    "A widget view, its stand-in or `clear_output`'s erase codes (`make export`'s rule), or a bare `interactive` repr."
+    txt = "".join(o.get("data", {}).get("text/plain", ""))
+    return is_widget_output(o) or (set(o.get("data", {})) == {"text/plain"} and txt.startswith("interactive(children="))
+
 def _clean_cell(cell):
-    "Drop nbdev's `#|` directive lines from a code cell and the text stand-ins of widgets from its outputs."
+    "Drop nbdev's `#|` directive lines from a code cell, and the outputs that stood for widgets."
+    # A notebook saved without `make export` may still hold them; on the page they would be the widget's repr as
+    # text (`interactive(children=(IntSlider(...`) or an empty output box. The figure a callback drew stays.
     cell["source"] = "\n".join(l for l in cell["source"].splitlines() if not DIRECTIVE.match(l)).strip("\n")
-    keep = []
-    for o in cell.get("outputs", []):
-        txt = "".join(o.get("data", {}).get("text/plain", ""))
-        if o.get("output_type") == "execute_result" and txt.startswith(WIDGET_TEXT) and len(o["data"]) == 1: continue
-        keep.append(o)
-    cell["outputs"] = keep
+    cell["outputs"] = [o for o in cell.get("outputs", []) if not _is_widget_output(o)]
     return cell
 
 def stage_notebook(src: Path, dst: Path):
@@ -55,12 +63,34 @@ def modules() -> list[str]:
     "Public modules of the package (from its files, so a new chapter's module appears by itself)."
     return sorted(p.stem for p in (ROOT / "ddpm_nb").glob("*.py") if not p.stem.startswith("_"))
 
+def undocumented_constants(m: str) -> list[str]:
+    "Names in the module's `__all__` bound by a plain assignment that has no `#:` doc comment or docstring."
+    # autodoc's automodule skips such a constant (a `Literal` alias, a tuple of class names) without a word, even
+    # with :undoc-members:, so its page would miss an exported name. Sphinx's own analyzer says which have a doc.
+    from sphinx.pycode import ModuleAnalyzer
+    path = ROOT / "ddpm_nb" / f"{m}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    documented = ModuleAnalyzer.for_file(str(path), f"ddpm_nb.{m}").find_attr_docs()
+    exported = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                     and any(getattr(t, "id", None) == "__all__" for t in n.targets)), [])
+    assigned = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+    return [k for k in exported if k in assigned and ("", k) not in documented]
+
+def api_page(m: str) -> str:
+    "One module's API page: autodoc's `automodule` inside an `eval-rst` block, then the constants it would skip."
+    # autodoc emits reST. As a MyST ```{automodule}``` fence its output is parsed as Markdown, and the page shows
+    # raw `.. py:function::` / `:module:` text with no rendered signature (Sphinx warns about nothing).
+    data = "".join(f"\n.. autodata:: ddpm_nb.{m}.{k}\n" for k in undocumented_constants(m))
+    return (f"# `ddpm_nb.{m}`\n\n```{{eval-rst}}\n.. automodule:: ddpm_nb.{m}\n   :members:\n   :undoc-members:\n"
+            f"   :show-inheritance:\n{data}```\n")
+
 def api_pages(dst: Path) -> list[str]:
+    "An API page per module (autodoc documents what the module's `__all__` exports) and their index."
     dst.mkdir(parents=True, exist_ok=True)
     names = []
     for m in modules():
-        (dst / f"{m}.md").write_text(f"# `ddpm_nb.{m}`\n\n```{{automodule}} ddpm_nb.{m}\n:members:\n:undoc-members:\n"
-                                     f":show-inheritance:\n```\n", encoding="utf-8")
+        (dst / f"{m}.md").write_text(api_page(m), encoding="utf-8")
         names.append(f"api/{m}")
     (dst / "index.md").write_text("# API reference\n\nGenerated from the docstrings of the exported modules "
                                   "(each one names its quantity and equation).\n\n```{toctree}\n:maxdepth: 1\n\n"
@@ -88,6 +118,7 @@ def stage(mathjax: Path | None):
     if mathjax is None or not (mathjax / "tex-chtml.js").exists():
         sys.exit(f"MathJax 3 (es5 folder with tex-chtml.js) not found at {mathjax}; `make docs` installs it with npm")
     shutil.copytree(mathjax, static / "mathjax")
+    (static / "book.css").write_text(BOOK_CSS, encoding="utf-8")
     return chaps
 
 def no_cdn(out: Path) -> list[str]:

@@ -28,6 +28,7 @@ autodoc_preserve_defaults = True
 html_title = "ddpm_nb: DDPM, a notebook-first textbook"
 html_theme = "sphinx_book_theme"
 html_static_path = [str(STAGED / "_static")]  # paths here are relative to docs/, not to the staged source
+html_css_files = ["book.css"]                  # written by build.py: wide equations scroll instead of being cut off
 html_theme_options = {
     "repository_url": "https://github.com/ddpm-nb/ddpm_nb",
     "repository_branch": "main",
@@ -39,3 +40,12 @@ html_theme_options = {
 }
 html_last_updated_fmt = None
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
+
+
+def _drop_type_docstring(app, what, name, obj, options, lines):
+    "A constant without a doc comment is given its type's docstring (str's, tuple's) by autodoc: drop that."
+    doc = type(obj).__doc__
+    if what == "data" and doc and " ".join(lines).split() == doc.split(): lines.clear()
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _drop_type_docstring)
