@@ -57,6 +57,10 @@ demo: venv
 record-demo: demo
 	mkdir -p resources/demo
 	cp $(DEMO)/samples.png $(DEMO)/diffusion.gif $(DEMO)/log.csv $(DEMO)/card.json resources/demo/
+	$(PY) -c "from ddpm_nb.checkpoint import write_card; write_card('resources/demo/card.json', commands=[ \
+	  'ddpm-nb train --preset digits --presets settings.ini --out $(DEMO)', \
+	  'ddpm-nb sample --ckpt $(DEMO)/ckpt.pt --steps 100 --out $(DEMO)/samples.png', \
+	  'ddpm-nb gif --ckpt $(DEMO)/ckpt.pt --out $(DEMO)/diffusion.gif'])"
 
 ## The CPU workshop run of chapter 9 (the preset's 8-minute budget, then held-out evaluation and renders) into
 ## resources/workshop/. Move the old folder away first: a folder with a checkpoint is evaluated again, not retrained.

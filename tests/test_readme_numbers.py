@@ -29,3 +29,16 @@ def test_the_recorded_run_was_evaluated_on_held_out_digits():
     card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
     assert card['data']['every_kth'] and 'held out' in card['metrics']['frechet']['reference']
     assert card['metrics']['memorisation']['heldout'] == card['data']['heldout']
+
+
+def test_readme_quotes_the_cifar10_cpu_card():
+    card = json.loads((ROOT / 'resources' / 'cifar10-cpu' / 'card.json').read_text())
+    readme = (ROOT / 'README.md').read_text()
+    tr, m = card['training'], card['metrics']
+    a, f, smp = m['accuracy'], m['frechet'], m['accuracy']['samples']
+    quoted = [f"{tr['step']:,} steps of batch {card['preset']['batch_size']}", f"{tr['images_per_s']} images/s",
+              f"**{a['overall']:.1%}**", f"scores {a['classifier_held_out_accuracy']:.1%} on real test images",
+              f"{f['fd']:.2f} / {f['floor']:.2f} = **{f['fd'] / f['floor']:.1f}×**",
+              f"**{smp['sampling_time_s']:.0f} s**", f"memorisation ratio\n{m['memorisation']['median_ratio']:.2f}"]
+    missing = [q for q in quoted if q not in readme]
+    assert not missing, f"README.md does not quote resources/cifar10-cpu/card.json: missing {missing}"

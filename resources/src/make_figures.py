@@ -230,11 +230,15 @@ def fig_langevin(facts):
 
 # ---------------------------------------------------------------- recorded runs: only what exists
 def sample_settings(card: dict) -> str:
-    "How a run's samples.png was drawn, from its card: the recipe's keys when `sample` ran with its defaults."
-    p, cmds = card.get('preset', {}), [c for c in card.get('commands', []) if ' sample ' in f' {c} ']
-    if p.get('sampler') and cmds and '--steps' not in cmds[0] and '--guidance' not in cmds[0]:
-        return f"{p['sampler'].upper() if p['sampler'] == 'ddim' else p['sampler']} {p['sample_steps']} steps, guidance {p['guidance']:g}, EMA"
-    return "DDIM 100 steps, no guidance, EMA (make demo; the card predates recorded sampling settings)"
+    "How a run's samples.png was drawn: the card's `sample` command, with the recipe's keys for what it left out."
+    p = card.get('preset', {})
+    cmd = next((c.split() for c in card.get('commands', []) if ' sample ' in f' {c} '), None)
+    if cmd is None: return 'sampler settings not recorded in its card'
+    get = lambda flag, default: cmd[cmd.index(flag) + 1] if flag in cmd else default
+    sampler = get('--sampler', p.get('sampler') or 'ddim')
+    steps, w = get('--steps', p.get('sample_steps')), float(get('--guidance', p.get('guidance') or 0))
+    return (f"{'DDIM' if sampler == 'ddim' else sampler} {steps} steps, guidance {w:g}, "
+            f"{'raw weights' if '--raw-weights' in cmd else 'EMA'}")
 
 def machine(card: dict) -> str:
     env = card.get('environment', {})
@@ -267,7 +271,7 @@ def runs_of(facts):
             f = m['frechet']
             rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x; reference: {f.get('reference', '?')}"))
         if 'memorisation' in m:
-            rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training digit: samples vs held-out digits)"))
+            rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training image: samples vs held-out images)"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
 
 
