@@ -7,18 +7,11 @@ is wall-clock time: anything else running takes steps away from the run, and the
 
 Usage (from the repository root): python tools/record_cifar10.py [--data-root ../shared/data/cifar10] [--minutes M]
 """
-import argparse, json, os, subprocess, sys, threading, time
+import argparse, json, os, sys, threading, time
 from pathlib import Path
 from ddpm_nb.checkpoint import write_card
 
-BIN = Path(sys.executable).parent
-
-def sh(*args):
-    "Run a ddpm-nb command, echoing it; returns the command line for the card."
-    line = 'ddpm-nb ' + ' '.join(map(str, args))
-    print('$', line, flush=True)
-    subprocess.run([str(BIN / 'ddpm-nb'), *map(str, args)], check=True)
-    return line
+from ddpm_cli import sh                   # tools/ddpm_cli.py: run one ddpm-nb command, echoed
 
 def log_load(path: Path, stop: threading.Event, every: float = 30.0):
     "Append the 1-minute load average every `every` seconds until `stop` is set."

@@ -7,7 +7,7 @@ resources/workshop/. Every command and setting used is written into the run's ca
 Usage (from the repository root): python tools/record_workshop.py [--data-root ../shared/data/mnist] [--minutes M]
 (default: the preset's budget). Run it on an otherwise idle machine: the budget is wall-clock time.
 """
-import argparse, json, subprocess, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 import torch
 import matplotlib
@@ -18,14 +18,7 @@ from ddpm_nb.data import load_mnist
 from ddpm_nb.forward import noise_sequence
 from ddpm_nb.viz import save_gif, sequence_frames, image_grid
 
-BIN = Path(sys.executable).parent
-
-def sh(*args):
-    "Run a ddpm-nb command, echoing it; returns the command line for the card."
-    line = 'ddpm-nb ' + ' '.join(map(str, args))
-    print('$', line, flush=True)
-    subprocess.run([str(BIN / 'ddpm-nb'), *map(str, args)], check=True)
-    return line
+from ddpm_cli import sh                   # tools/ddpm_cli.py: run one ddpm-nb command, echoed
 
 ROWS = [('ancestral, 1000 steps', dict(sampler='ancestral')), ('DDIM, 50 steps', dict(sampler='ddim', steps=50)),
         ('DDIM, 20 steps', dict(sampler='ddim', steps=20)), ('DDIM, 10 steps', dict(sampler='ddim', steps=10)),
