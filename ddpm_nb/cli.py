@@ -8,11 +8,12 @@ import argparse, json, math, os, sys, warnings
 from pathlib import Path
 import torch
 from .presets import Preset, load_preset, default_presets_path, PresetError, Sampler, Precision
-from .data import DataError, check_images, load_splits
+from .data import DataError, check_images, load_splits, DIGIT_CLASSES, FASHION_CLASSES, CIFAR10_CLASSES
 from .train import Trainer, TrainingError
-from .checkpoint import CheckpointError, load_model, is_checkpoint
+from .checkpoint import CheckpointError, load_model, is_checkpoint, read_card
+from .diffusion import spaced_timesteps
 from .precision import for_sampling, sampling_precision, resolve_device
-from .viz import save_grid, save_gif, sequence_frames, frame_indices, to_uint8
+from .viz import save_grid, save_gif, sequence_frames, frame_indices, to_uint8, FrameText
 from .metrics import evaluate_checkpoint, MetricUnavailable, METRICS, _merge_into_card, _UNTRAINED_NULL
 from .export import export_diffusers
 
@@ -166,6 +167,7 @@ def _sample_args(sub):
     a.add_argument('--nrow', type=_positive, default=None,
                    help='images per row of the grid (default: one row per class)')
     a.add_argument('--raw-weights', action='store_true', help='use the raw weights instead of the EMA')
+    a.add_argument('--no-labels', action='store_true', help='a bare grid: no class names, no caption of settings')
     a.add_argument('--out', type=Path, required=True, help='output .png (or .jpg/.webp); raw samples go beside it')
 
 def _labels(model, classes, n, per_class: int = 8):
@@ -246,6 +248,31 @@ def _settings(a, s: dict) -> dict:
                 precision=s['precision'], seed=a.seed, eta=getattr(a, 'eta', 0.0),
                 weights='raw' if getattr(a, 'raw_weights', False) else 'EMA')
 
+# %% ../nbs/11_cli.ipynb #9b54d979
+def _class_names(p: Preset) -> tuple[str, ...]:
+    "The names of a preset's classes (the digits, Fashion-MNIST's, CIFAR-10's), else '0', '1', ..."
+    known = dict(digits=DIGIT_CLASSES, mnist=DIGIT_CLASSES, fashion_mnist=FASHION_CLASSES, cifar10=CIFAR10_CLASSES)
+    names = known.get(p.dataset, ())
+    return tuple(names) if len(names) == p.num_classes else tuple(str(c) for c in range(p.num_classes))
+
+def _caption(a, p: Preset, s: dict) -> str:
+    "One line of the settings a picture was drawn with: sampler, steps, guidance, weights, seed, run and checkpoint."
+    try: step = read_card(a.ckpt.parent / 'card.json').get('training', {}).get('step')
+    except CheckpointError: step = None                   # an unreadable card must not stop a picture
+    sampler = dict(ddim='DDIM', ancestral='ancestral (DDPM)').get(s['sampler'], s['sampler'])
+    eta = f", eta {a.eta:g}" if s['sampler'] == 'ddim' and getattr(a, 'eta', 0.0) else ''
+    weights = 'raw' if getattr(a, 'raw_weights', False) else 'EMA'
+    trained = f", {step:,} training steps" if isinstance(step, int) else ''
+    return (f"{sampler} {s['steps']} steps{eta}, guidance {s['guidance']:g}, {weights} weights, seed {a.seed}; "
+            f"run {p.name!r}{trained}: {a.ckpt}")
+
+def _grid_text(a, p: Preset, s: dict, y, nrow: int) -> dict:
+    "`save_grid`'s row labels (where each row holds one class) and caption; none with --no-labels."
+    if a.no_labels: return {}
+    rows = [] if y is None else [y[i:i + nrow].tolist() for i in range(0, len(y), nrow)]
+    same = rows and all(len(set(r)) == 1 for r in rows)
+    return dict(row_labels=[_class_names(p)[r[0]] for r in rows] if same else None, caption=_caption(a, p, s))
+
 # %% ../nbs/11_cli.ipynb #7612f295
 def cmd_sample(a) -> int:
     "`ddpm-nb sample`: a PNG grid of samples and the raw images, labels and settings beside it (.safetensors)."
@@ -257,8 +284,9 @@ def cmd_sample(a) -> int:
     x = torch.cat([b.cpu() for b in _batches(a, net, diffusion, p, y, n, s)])
     if not torch.isfinite(x).all(): raise ValueError("the samples hold NaN or inf: the network's output is not finite")
     shown = x[:2500]                                            # a grid larger than 50 x 50 images is not a picture
-    nrow = a.nrow or (n // len(set(y.tolist())) if y is not None and n % len(set(y.tolist())) == 0 else 8)
-    save_grid(shown, png, nrow=min(nrow, len(shown)))
+    nrow = min(a.nrow or (n // len(set(y.tolist())) if y is not None and n % len(set(y.tolist())) == 0 else 8),
+               len(shown))
+    save_grid(shown, png, nrow=nrow, **_grid_text(a, p, s, None if y is None else y[:len(shown)], nrow))
     labels = y if y is not None else torch.full((n,), -1)
     meta = dict(format='ddpm_nb-samples-v1', settings=json.dumps(_settings(a, s)))
     blob = save({'images': x.contiguous(), 'labels': labels.long().contiguous()}, metadata=meta)
@@ -280,21 +308,36 @@ def _gif_args(sub):
                    help='number of images, at most 400 (default: one per class)')
     a.add_argument('--frames', type=_type('frames', int, lambda v: 2 <= v <= 1000, 'an integer in 2..1000'),
                    default=60, help='number of frames (default 60)')
+    a.add_argument('--no-labels', action='store_true', help='bare frames: no titles, step counter or caption')
 
+# %% ../nbs/11_cli.ipynb #b4b020ba
+def _gif_text(a, p: Preset, s: dict, y) -> FrameText | None:
+    "The titles, counter and caption of the GIF (None with --no-labels); the classes named where they are few."
+    if a.no_labels: return None
+    names = '' if y is None or len(y) > 20 else f"; images: {', '.join(_class_names(p)[c] for c in y.tolist())}"
+    return FrameText(caption=_caption(a, p, s) + names)
+
+def _shown_t(ts: torch.Tensor, i: int) -> int:
+    "The paper's t of x after a step from (respaced) index i over timesteps `ts`: ts[i - 1] + 1, and 0 at the end."
+    return int(ts[i - 1]) + 1 if i > 0 else 0
+
+# %% ../nbs/11_cli.ipynb #f3920cc8
 def cmd_gif(a) -> int:
     "`ddpm-nb gif`: the reverse process as a GIF, x_t beside the network's running guess of x0."
     _outputs(a.out, a.ckpt, suffixes=('.gif',))
     net, diffusion, p, y, n, s = _load(a, per_class=1)                  # default: one image per class
     _fits_in_memory(n, p, frames=2 * a.frames)
     n_steps = s['steps']
-    keep = frame_indices(n_steps, a.frames)
+    keep, ts = frame_indices(n_steps, a.frames), spaced_timesteps(p.T, n_steps)
     parts = []
     for states in _batches(a, net, diffusion, p, y, n, s, steps_iter=True):
-        parts.append([dict(x=st['x'].cpu(), x0_hat=st['x0_hat'].cpu()) for i, st in enumerate(states) if i in keep])
-    frames = [dict(x=torch.cat([b[j]['x'] for b in parts]), x0_hat=torch.cat([b[j]['x0_hat'] for b in parts]))
-              for j in range(len(keep))]
-    path = save_gif(sequence_frames(frames, nrow=min(n, 10), n_frames=len(frames)), a.out,
-                    scale=max(3, 96 // p.image_size))                   # about 96 px per image
+        parts.append([dict(x=st['x'].cpu(), x0_hat=st['x0_hat'].cpu(), t=_shown_t(ts, st['t']),
+                           step=(i + 1, n_steps)) for i, st in enumerate(states) if i in keep])
+    frames = [dict(parts[0][j], x=torch.cat([b[j]['x'] for b in parts]),
+                   x0_hat=torch.cat([b[j]['x0_hat'] for b in parts])) for j in range(len(keep))]
+    pictures = sequence_frames(frames, nrow=min(n, 10), n_frames=len(frames), text=_gif_text(a, p, s, y),
+                               scale=max(3, 96 // p.image_size))        # about 96 px per image
+    path = save_gif(pictures, a.out, scale=1)
     print(f"wrote {path} ({len(frames)} frames of {n_steps} steps, {s['sampler']}, guidance {s['guidance']})")
     return 0
 

@@ -4,13 +4,17 @@
 
 # %% ../nbs/06b_viz.ipynb #9c31a8d2
 from __future__ import annotations
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 # %% auto #0
-__all__ = ['to_uint8', 'image_grid', 'save_grid', 'show_images', 'frame_indices', 'save_gif', 'sequence_frames']
+__all__ = ['to_uint8', 'image_grid', 'text_band', 'label_rows', 'grid_picture', 'save_grid', 'show_images', 'frame_indices',
+           'save_gif', 'FrameText', 'step_counter', 'sequence_frames']
 
 # %% ../nbs/06b_viz.ipynb #6a77e1ef
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -37,13 +41,75 @@ def _pil(arr: np.ndarray, scale: int = 1) -> Image.Image:
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
-def save_grid(images: torch.Tensor, path, nrow: int, scale: int = 2) -> Path:
-    "Write a grid of images (B, C, H, W) in [-1, 1] to a PNG at `path`, each pixel enlarged `scale` times."
+def _enlarge(arr: np.ndarray, scale: int) -> np.ndarray:
+    "Each pixel of `arr` (H, W, C) as a `scale` x `scale` block: nearest-neighbour enlargement, exact."
+    return arr.repeat(scale, 0).repeat(scale, 1) if scale > 1 else arr
+
+# %% ../nbs/06b_viz.ipynb #c4fa7696
+@lru_cache(maxsize=8)
+def _font(size: int):
+    "DejaVu Sans (shipped with matplotlib) at `size` px; Pillow's built-in font if that cannot be found."
+    try:
+        from matplotlib import font_manager
+        return ImageFont.truetype(font_manager.findfont('DejaVu Sans'), size)
+    except (ImportError, OSError): return ImageFont.load_default(size)
+
+def _wrap(text: str, font, width: float) -> list[str]:
+    "`text` broken at spaces (and at its newlines) into lines no wider than `width` px where the words allow."
+    lines = []
+    for para in text.split('\n'):
+        lines.append('')
+        for word in para.split(' '):
+            joined = f"{lines[-1]} {word}" if lines[-1] else word
+            if lines[-1] and font.getlength(joined) > width: lines.append(word)
+            else: lines[-1] = joined
+    return lines
+
+def text_band(text: str, width: int, size: int = 13, channels: int = 1,
+              align: Literal['center', 'left'] = 'center') -> np.ndarray:
+    "`text` in near-black on white, wrapped to `width` px: a uint8 band (h, width, channels) to stack on a picture."
+    font, step = _font(size), size + 4
+    lines = _wrap(text, font, width - 8)
+    img = Image.new('L', (width, step * len(lines) + 4), 255)
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        x = 4 if align == 'left' else max(4, (width - font.getlength(line)) / 2)
+        draw.text((x, 2 + i * step), line, font=font, fill=20)
+    return np.repeat(np.asarray(img)[..., None], channels, -1)
+
+# %% ../nbs/06b_viz.ipynb #068a61b5
+def label_rows(picture: np.ndarray, labels, row_height: float, top: float = 0, size: int = 13) -> np.ndarray:
+    "`picture` (H, W, C) with a white strip on its left naming row r, centred at `top + (r + 1/2) row_height`."
+    labels, font = [str(l) for l in labels], _font(size)
+    w = int(max(font.getlength(l) for l in labels)) + 12
+    img = Image.new('L', (w, picture.shape[0]), 255)
+    draw = ImageDraw.Draw(img)
+    for r, label in enumerate(labels):
+        draw.text((w - 6, top + (r + 0.5) * row_height), label, font=font, fill=20, anchor='rm')   # right-middle
+    return np.concatenate([np.repeat(np.asarray(img)[..., None], picture.shape[2], -1), picture], 1)
+
+def grid_picture(images: torch.Tensor, nrow: int, scale: int | None = None, row_labels=None,
+                 caption: str | None = None) -> np.ndarray:
+    "`image_grid` enlarged `scale` times (default: >= 40 px an image), a name for each row, a caption line under it."
+    H = images.shape[-2]
+    scale = scale or max(2, -(-40 // H))
+    g = _enlarge(image_grid(images, nrow), scale)
+    if row_labels is not None:
+        rows = -(-len(images) // nrow)
+        if len(row_labels) != rows: raise ValueError(f"{len(row_labels)} row labels for a grid of {rows} rows")
+        g = label_rows(g, row_labels, (H + 1) * scale, top=scale / 2)   # row r's images: pixels 1 + r (H + 1) ...
+    if caption: g = np.concatenate([g, text_band(caption, g.shape[1], 12, g.shape[2], 'left')], 0)
+    return g
+
+def save_grid(images: torch.Tensor, path, nrow: int, scale: int | None = None, row_labels=None,
+              caption: str | None = None) -> Path:
+    "Write `grid_picture(images, nrow, scale, row_labels, caption)` to a PNG at `path`; without labels, a bare grid."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _pil(image_grid(images, nrow), scale).save(path)
+    _pil(grid_picture(images, nrow, scale, row_labels, caption)).save(path)
     return path
 
+# %% ../nbs/06b_viz.ipynb #4aae7a8c
 def show_images(images: torch.Tensor, nrow: int, ax=None, title: str | None = None):
     "Show a grid of images (B, C, H, W) in [-1, 1] on a matplotlib axis; returns the axis."
     import matplotlib.pyplot as plt   # imported here so the library never needs a display backend to import
@@ -76,14 +142,43 @@ def save_gif(frames: list[np.ndarray], path, duration_ms: int = 60, hold_last_ms
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=durations, loop=0, optimize=True)
     return path
 
-def sequence_frames(states, nrow: int, n_frames: int = 60, show_x0: bool = True) -> list[np.ndarray]:
-    "Frames from a sampler's states (dicts with 'x' and 'x0_hat'): x_t and x0_hat grids side by side."
+@dataclass(frozen=True)
+class FrameText:
+    "The text on a diffusion-sequence frame: a title over each half, a step counter, a caption line under them."
+    titles: tuple[str, str] = ('xₜ', "x̂₀, the network's guess")
+    counter: bool = True
+    caption: str | None = None
+
+def step_counter(state: dict, i: int, n: int) -> str:
+    "'t = 999, step 1/1000': the state's `t` where it has one; its `step` (k, N), else its place i among `n` states."
+    k, n = state.get('step', (i + 1, n))
+    return (f"t = {int(state['t'])}, " if 't' in state else '') + f"step {k}/{n}"
+
+# %% ../nbs/06b_viz.ipynb #b0b038e7
+def _titled(g: np.ndarray, left: int, text: FrameText, counter: str | None) -> np.ndarray:
+    "Frame `g` under a title over its first `left` columns and one over the rest; counter and caption below it."
+    C, size = g.shape[2], 14
+    heads = [text_band(text.titles[0], left, size, C)]
+    if g.shape[1] > left: heads.append(text_band(text.titles[1], g.shape[1] - left, size, C))
+    h = max(b.shape[0] for b in heads)
+    head = np.concatenate([np.pad(b, ((0, h - len(b)), (0, 0), (0, 0)), constant_values=255) for b in heads], 1)
+    foot = '\n'.join(s for s in (counter, text.caption) if s)
+    return np.concatenate([head, g] + ([text_band(foot, g.shape[1], 12, C, 'left')] if foot else []), 0)
+
+def sequence_frames(states, nrow: int, n_frames: int = 60, show_x0: bool = True, text: FrameText | None = None,
+                    scale: int = 1) -> list[np.ndarray]:
+    "Frames from a sampler's states (dicts with 'x', 'x0_hat', maybe 't'): x_t | x0_hat grids, enlarged, with `text`."
     states = list(states)
     frames = []
     for i in frame_indices(len(states), n_frames):
         g = image_grid(states[i]['x'], nrow)
+        left = g.shape[1] * scale
         if show_x0:
             g2 = image_grid(states[i]['x0_hat'], nrow)
             g = np.concatenate([g, np.full((g.shape[0], 4, g.shape[2]), 128, np.uint8), g2], 1)
+        g = _enlarge(g, scale)
+        if text is not None:
+            g = _titled(g, left, text, step_counter(states[i], i, len(states)) if text.counter else None)
         frames.append(g)
-    return frames
+    h = max(len(f) for f in frames)                      # a counter that wraps onto another line: pad to one size
+    return [np.pad(f, ((0, h - len(f)), (0, 0), (0, 0)), constant_values=255) for f in frames]

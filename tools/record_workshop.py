@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from ddpm_nb.checkpoint import load_model, write_card
 from ddpm_nb.data import load_mnist
 from ddpm_nb.forward import noise_sequence
-from ddpm_nb.viz import save_gif, sequence_frames, image_grid
+from ddpm_nb.viz import save_gif, sequence_frames, image_grid, FrameText
 
 from ddpm_cli import sh                   # tools/ddpm_cli.py: run one ddpm-nb command, echoed
 
@@ -67,17 +67,25 @@ def main():
     # the diffusion sequence: ancestral sampling over all T steps, one image per class, x_t | x0_hat
     states = list(diffusion.sample_steps(model, (10, p.channels, p.image_size, p.image_size), torch.arange(10),
                                          generator=torch.Generator().manual_seed(0)))
-    save_gif(sequence_frames(states, nrow=10, n_frames=60), out / 'diffusion_10_classes.gif', scale=2)
+    caption = f"ancestral (DDPM) {diffusion.T} steps, guidance 0, EMA weights, seed 0; run 'workshop': {ckpt}"
+    save_gif(sequence_frames(states, nrow=10, n_frames=60, text=FrameText(caption=caption + '; images: 0-9'), scale=2),
+             out / 'diffusion_10_classes.gif', scale=1)
     for c in range(10):
-        one = [dict(x=s['x'][c:c + 1], x0_hat=s['x0_hat'][c:c + 1]) for s in states]
-        save_gif(sequence_frames(one, nrow=1, n_frames=40), out / f'diffusion_class_{c}.gif', scale=4)
+        one = [dict(t=s['t'], x=s['x'][c:c + 1], x0_hat=s['x0_hat'][c:c + 1]) for s in states]
+        text = FrameText(caption=f"{caption}; digit {c} (image {c} of the 10-class GIF)")
+        save_gif(sequence_frames(one, nrow=1, n_frames=40, text=text, scale=4), out / f'diffusion_class_{c}.gif',
+                 scale=1)
     # for comparison: the forward process run backwards on real digits (same layout)
     real = load_mnist(a.data_root, train=False)
     firsts = torch.stack([real.images[(real.labels == c).nonzero()[0, 0]] for c in range(10)])
     seq = [noise_sequence(diffusion.schedule, firsts[c], range(diffusion.T), generator=torch.Generator().manual_seed(c))
            for c in range(10)]
-    fwd = [dict(x=torch.stack([s[t] for s in seq]), x0_hat=firsts) for t in range(diffusion.T - 1, -1, -1)]
-    save_gif(sequence_frames(fwd, nrow=10, n_frames=60), out / 'forward_reversed_10_classes.gif', scale=2)
+    fwd = [dict(t=t + 1, x=torch.stack([s[t] for s in seq]), x0_hat=firsts) for t in range(diffusion.T - 1, -1, -1)]
+    real_text = FrameText(titles=('xₜ: real digits, noised by q(xₜ | x₀)', 'x₀: the real digits'),
+                          caption='REAL DATA, not a model sample: the first MNIST t10k digit of each class, noised '
+                                  f'by the forward process (cosine, T = {diffusion.T}) and played backwards, for comparison')
+    save_gif(sequence_frames(fwd, nrow=10, n_frames=60, text=real_text, scale=2),
+             out / 'forward_reversed_10_classes.gif', scale=1)
     timings = sampler_comparison(model, diffusion, p, out / 'sampler_comparison.png')
     write_card(out / 'card.json', commands=cmds + ['python tools/record_workshop.py ' + ' '.join(sys.argv[1:])],
                renders=dict(samples="samples.png (the recipe's sampler, EMA, one row per class)",
