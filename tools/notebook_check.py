@@ -9,13 +9,14 @@ notebook, runs all cells, and checks:
      stand-in (`interactive(children=...`), neither as the notebook opens nor after it ran;
   3. moving each slider (the keyboard's arrow keys on its handle, as a user would) moves its readout and changes
      the figure below it (the image data before and after differ);
-  4. for a workshop exercise: no line of its solution cells is on the page as handed out, while the exercise
-     cell's code is (so the check can see code at all).
+  4. for a workshop exercise: no line of its solutions (workshop/solutions.py, which the notebook prints only on
+     request) is on the page as handed out or after running all, while the exercise cell's code is (so the check
+     can see code at all).
 Screenshots go to _notebook_check/. Usage: python tools/notebook_check.py [01_schedules ex_04_unet ...] [--exercise X]
 (a name starting with `ex_` is checked as a workshop exercise; `--exercise ''` opens none besides those named).
 """
 from __future__ import annotations
-import argparse, json, os, re, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, ast, json, os, re, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,21 +104,25 @@ def move_slider(b: Browser, k: int):
         time.sleep(0.1)
 
 def source_facts(path: Path):
-    "The sliders a notebook's code makes, and the lines only its solution / exercise cells hold."
-    cells = json.loads(path.read_text())['cells']
-    code = [(''.join(c['source']), c.get('metadata', {}).get('tags', [])) for c in cells if c['cell_type'] == 'code']
-    sliders = sum(len(re.findall(r'\b(?:Int|Float)Slider\(', s)) for s, _ in code)
-    def own(tag):
-        inside = [s for s, t in code if tag in t]
-        others = '\n'.join(s for s, t in code if tag not in t)
-        return [l.strip() for s in inside for l in s.splitlines() if len(l.strip()) > 12 and l.strip() not in others]
-    return sliders, own('solution'), own('exercise')
+    """The sliders a notebook's code makes; the lines of its solutions (in workshop/solutions.py, the functions its
+    exercise cells define) that the notebook does not hold; and the lines only its exercise cells hold."""
+    code = [''.join(c['source']) for c in json.loads(path.read_text())['cells'] if c['cell_type'] == 'code']
+    sliders = sum(len(re.findall(r'\b(?:Int|Float)Slider\(', s)) for s in code)
+    exercise = [s for s in code if re.search(r'^\s*# your turn', s, re.M)]     # the cell a learner fills in
+    others = '\n'.join(s for s in code if s not in exercise)
+    own = lambda texts, rest: [l.strip() for s in texts for l in s.splitlines() if len(l.strip()) > 12
+                               and l.strip() not in rest]
+    names = {f.name for s in exercise for f in ast.parse(s).body if isinstance(f, ast.FunctionDef)}
+    sol_src = (ROOT / 'workshop' / 'solutions.py').read_text()
+    solutions = [ast.get_source_segment(sol_src, f) for f in ast.parse(sol_src).body
+                 if isinstance(f, ast.FunctionDef) and f.name in names]
+    return sliders, own(solutions, '\n'.join(code)), own(exercise, others)
 
 def check_handed_out(name: str, text: str, solution: list, exercise: list, errors: list):
-    if not exercise: errors.append(f"{name}: no `exercise`-tagged cell, so nothing to check the page against")
+    if not exercise: errors.append(f"{name}: no exercise cell (`# your turn`), so nothing to check the page against")
     elif not any(l in text for l in exercise):
         errors.append(f"{name}: the exercise cell's code is not on the page, so the solution check sees nothing")
-    if not solution: errors.append(f"{name}: no `solution`-tagged cell")
+    if not solution: errors.append(f"{name}: workshop/solutions.py has no solution for its exercise cells")
     shown = [l for l in solution if l in text]
     if shown: errors.append(f"{name}: the solution is on the page as handed out: {shown[0]!r}")
 
