@@ -599,6 +599,58 @@ def sfig_terms(facts):
     return [*out, ssave(fig, 'slide_vdm')]
 
 
+def sfig_elbo_terms(facts):
+    "Slide 12: each term of the bound, computed exactly: L_T per pixel, one KL of two Gaussians, the decoder's bins."
+    from ddpm_nb.elbo import prior_bpd, normal_kl, discretized_gaussian_log_likelihood
+    from ddpm_nb.forward import q_posterior
+    fig, axs = slide('slide_elbo_terms', 10, 1.45, facts, ncols=3, width_ratios=(1, 1, 1.15))
+    x0 = torch.linspace(0.02, 1, 50, dtype=torch.float64)[:, None]
+    prior = {}
+    for k, name in enumerate(SCHEDULES):            # L_T: no parameters, the schedule alone sets it
+        s = schedule_of(name)
+        axs[0].plot(x0[:, 0], prior_bpd(s, x0), color=f'C{k}')
+        axs[0].plot(x0[:, 0], 0.5 * s.alpha_bar[-1] * x0[:, 0] ** 2 / math.log(2), ':', color='k', lw=1.2)
+        prior[name] = prior_bpd(s, torch.ones(1, 1, dtype=torch.float64)).item()
+        axs[0].text(1.03, prior[name], name, color=f'C{k}', fontsize=11.5, va='center')
+    axs[0].spines['bottom'].set_bounds(0, 1)
+    axs[0].set(yscale='log', xlabel='$|x_0|$', ylabel='$L_T$ (bits)', ylim=(1e-12, 1e-3), xlim=(0, 1.5),
+               xticks=[0, 0.5, 1], yticks=[1e-12, 1e-9, 1e-6, 1e-3], title=r'$L_T$; dotted: $\frac{1}{2}\bar\alpha_T x_0^2 / \ln 2$')
+    s, t, x_0, x_hat = schedule_of('linear'), torch.tensor([9]), torch.tensor([[0.5]], dtype=torch.float64), 0.3
+    xt = s.sqrt_alpha_bar[9] * x_0                     # the noise-free x_t; code index 9 is the paper's t = 10
+    m_q, _, lv_q = q_posterior(s, x_0, xt, t)
+    m_p, lv_p = q_posterior(s, torch.full_like(x_0, x_hat), xt, t)[0], torch.log(s.betas[9])
+    kl = normal_kl(m_q, lv_q, m_p, lv_p).item() / math.log(2)
+    grid = torch.linspace(m_p.item() - 0.06, m_q.item() + 0.06, 400, dtype=torch.float64)
+    for m, lv, c, lab in ((m_q, lv_q, 'C0', '$q(x_{t-1}|x_t,x_0)$'), (m_p, lv_p, 'C3', r'$p_\theta(x_{t-1}|x_t)$')):
+        var = math.exp(float(lv))
+        dens = torch.exp(-0.5 * (grid - m.item()) ** 2 / var) / math.sqrt(2 * math.pi * var)
+        axs[1].fill_between(grid, dens, color=c, alpha=0.3, lw=0); axs[1].plot(grid, dens, color=c, label=lab)
+    axs[1].set_ylim(0, 1.6 * axs[1].get_ylim()[1])            # room for the legend above the curves
+    axs[1].set(xlabel='$x_{t-1}$', yticks=[], title=f'$L_{{t-1}}$ at t = 10: {kl:.2f} bits')
+    axs[1].legend(frameon=False, fontsize=11, loc='upper left', bbox_to_anchor=(-0.02, 1.06), handlelength=1, ncol=2,
+                  columnspacing=0.8)
+    sigma_px = 127.5 * math.exp(0.5 * s.log_beta_tilde_clipped[0].item())   # the decoder's sigma_1, in pixel levels
+    mu_px, levels = 254.2, torch.arange(256, dtype=torch.float64)
+    mass = discretized_gaussian_log_likelihood((levels / 127.5 - 1)[:, None], torch.full((256, 1), mu_px / 127.5 - 1,
+                                               dtype=torch.float64), math.log(sigma_px / 127.5)).exp()[:, 0]
+    v = torch.linspace(250.5, 258, 600, dtype=torch.float64)
+    dens = torch.exp(-0.5 * ((v - mu_px) / sigma_px) ** 2) / (sigma_px * math.sqrt(2 * math.pi))
+    for k in range(251, 256):                        # each level's bin [k - 1/2, k + 1/2]; level 255's runs to +inf
+        inside = (v >= k - 0.5) & ((v < k + 0.5) | (k == 255))
+        color = 'C2' if k == 255 else ('C0' if k % 2 else 'C9')
+        axs[2].fill_between(v[inside], dens[inside], color=color, alpha=0.45, lw=0)
+        axs[2].bar(k, mass[k], width=0.9, fill=False, edgecolor='k', lw=1.2)
+        axs[2].text(k, mass[k] + 0.04, f'{mass[k]:.2f}', ha='center', fontsize=10.5)
+    axs[2].plot(v, dens, color='k', lw=1)
+    axs[2].annotate(r'$\to +\infty$', (257.2, 0.03), fontsize=12, color='C2')
+    axs[2].set(xlabel='pixel level', xticks=range(251, 256), xlim=(250.5, 258), ylim=(0, 0.72), yticks=[0, 0.5],
+               title=rf'$L_0$: bins of N($\mu$ = {mu_px}, $\sigma_1$ = {sigma_px:.2f})')
+    facts['slides']['elbo_terms'] = dict(prior_x0_1=prior, kl_t=10, kl_bits=kl, x0=0.5, x0_hat=x_hat, mu_px=mu_px,
+                                         sigma1_px=sigma_px, p_edge=mass[255].item(), mass_sum=mass.sum().item())
+    assert abs(mass.sum().item() - 1) < 1e-9, 'the 256 bins of the decoder must hold all the mass'
+    return ssave(fig, 'slide_elbo_terms')
+
+
 def sfig_weights(facts):
     "Slide 13: what predicting eps, v or x0 does to the loss, written as a weight on ||x0_hat - x0||^2 per t."
     from ddpm_nb.analytic import x0_loss_weights
@@ -825,8 +877,8 @@ def sfig_audio(facts):
 
 
 SLIDE_FIGS = (sfig_idea, sfig_progressive, sfig_ddim, sfig_dsm, sfig_langevin, sfig_chain, sfig_forward_density,
-              sfig_schedule_plots, sfig_bits, sfig_terms, sfig_weights, sfig_score_field, sfig_logs, sfig_unet, sfig_variances,
-              sfig_toy_exact, sfig_ode_sde, sfig_audio)
+              sfig_schedule_plots, sfig_bits, sfig_terms, sfig_elbo_terms, sfig_weights, sfig_score_field, sfig_logs,
+              sfig_unet, sfig_variances, sfig_toy_exact, sfig_ode_sde, sfig_audio)
 
 
 def flatten(d, prefix=''):
