@@ -137,15 +137,21 @@ def rate_distortion(r):
 
 
 # ---------------------------------------------------------------- chapter 4: the network
+def unet_parts(preset: str):
+    "The UNet of a preset and its parameters by part: residual blocks, attention, time embedding, the rest."
+    m = UNet.from_preset(preset)
+    kinds = {'residual blocks': ResBlock, 'attention': AttentionBlock}
+    parts = {k: sum(param_count(x) for x in m.modules() if isinstance(x, cls)) for k, cls in kinds.items()}
+    parts['time embedding'] = param_count(m.time_embed)
+    parts['other (convs, resampling)'] = param_count(m) - sum(parts.values())
+    return m, parts
+
+
 def fig_unet_params(facts):
     presets = ('digits', 'mnist', 'cifar10')
-    kinds = {'residual blocks': ResBlock, 'attention': AttentionBlock}
     fig, ax = plt.subplots(figsize=(6, 1.9))
     for i, p in enumerate(presets):
-        m = UNet.from_preset(p)
-        parts = {k: sum(param_count(x) for x in m.modules() if isinstance(x, cls)) for k, cls in kinds.items()}
-        parts['time embedding'] = param_count(m.time_embed)
-        parts['other (convs, resampling)'] = param_count(m) - sum(parts.values())
+        m, parts = unet_parts(p)
         left = 0
         for k, (name, n) in enumerate(parts.items()):
             ax.barh(i, n / 1e6, left=left, color=f'C{k}', label=name if i == 0 else None); left += n / 1e6
@@ -734,13 +740,10 @@ def sfig_bits(facts):
 
 def sfig_unet(facts):
     "Slide 19: parameters per part of the book's presets (the cifar10 preset with its 10-class embedding)."
-    presets, kinds = ('digits', 'mnist', 'cifar10'), {'residual blocks': ResBlock, 'attention': AttentionBlock}
+    presets = ('digits', 'mnist', 'cifar10')
     fig, ax = slide('slide_unet', 5.6, 3.2, facts)
     for i, p in enumerate(presets):
-        m = UNet.from_preset(p)
-        parts = {k: sum(param_count(x) for x in m.modules() if isinstance(x, cls)) for k, cls in kinds.items()}
-        parts['time embedding'] = param_count(m.time_embed)
-        parts['other (convs, resampling)'] = param_count(m) - sum(parts.values())
+        m, parts = unet_parts(p)
         left = 0
         for k, (name, n) in enumerate(parts.items()):
             ax.barh(i, n / 1e6, left=left, color=f'C{k}', label=name if i == 0 else None); left += n / 1e6
