@@ -1,13 +1,17 @@
-"""Choose the workshop recipe by measurement, on the machine at hand (chapter 9).
+"""Choose a CPU recipe by measurement, on the machine at hand: `workshop` (chapter 9) or `cifar10-cpu` (chapter 10).
 
-    python tools/workshop_search/search.py probe [--variants a,b]      # training / sampling images/s, fp32 and bf16
-    python tools/workshop_search/search.py run NAME [--minutes 8 | --steps N] [--evals 20:0.5,20:1.0]
+    python tools/workshop_search/search.py probe [--base B] [--variants a,b]   # training / sampling images/s, fp32 and bf16
+    python tools/workshop_search/search.py run NAME [--base B] [--minutes 8 | --steps N | --equal-minutes M]
+                                               [--evals 20:0.5,20:1.0] [--n 1000]
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
 machine). `run` trains one variant with `ddpm-nb train` (a time budget, or a fixed step count so that runs can be
-compared without caring what else the machine is doing), evaluates it on held-out digits with chapter 8's metrics
-for each sampler setting in --evals (steps:guidance), and appends everything, with the machine, to
-tools/workshop_search/results.json. Variants are preset overrides of [workshop], listed in VARIANTS below.
+compared without caring what else the machine is doing), evaluates it on held-out images with chapter 8's metrics
+for each sampler setting in --evals (steps:guidance), and appends everything, with the machine, to the base's
+results file. `--equal-minutes M` is an equal-time comparison that does not care what else runs: the step count is
+M minutes at the variant's fp32 training rate in this machine's latest probe (run `probe` first, on an idle
+machine), so a variant twice as fast gets twice the steps. Variants are preset overrides of the base, listed in
+BASES below.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -19,8 +23,7 @@ from ddpm_nb.precision import cpu_info, time_calls
 from ddpm_nb.metrics import evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = Path(__file__).with_name('results.json')
-VARIANTS = {                                              # name: overrides of the [workshop] preset
+WORKSHOP = {                                              # name: overrides of the [workshop] preset
     'w16': {},                                            # base 16, mults 2,4, 2x2 patches, FiLM (as recorded before)
     'w16-b64': dict(batch_size=64),
     'w12': dict(base_channels=12),
@@ -34,20 +37,36 @@ VARIANTS = {                                              # name: overrides of t
     'w16-b64-lr3': dict(batch_size=64, lr=0.003),
     'w16-b64-noema': dict(batch_size=64, ema_fraction=0.0),
 }
+CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
+    'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
+    'D-eps': dict(prediction='eps'),                      # epsilon-prediction (min-SNR-5 weights for eps)
+    'D-attn4': dict(attention_resolutions=(4,)),          # self-attention at the coarsest 4x4 level
+    'D-lr2': dict(lr=0.002),
+    'D-b128': dict(batch_size=128),
+    'C': dict(channel_mults=(2, 4)),                      # two levels, 16 -> 8, 64 and 128 channels
+    'A': dict(channel_mults=(2, 4), num_res_blocks=2),    # the issue's 3.6M-parameter start
+}
+BASES = {   # base preset: variants, results file, default data folder, extra `ddpm-nb train` arguments
+    'workshop': (WORKSHOP, ROOT / 'tools' / 'workshop_search' / 'results.json', ROOT.parent / 'shared' / 'data' / 'mnist',
+                 ['--allow-test-as-train']),
+    'cifar10-cpu': (CIFAR10_CPU, ROOT / 'tools' / 'cifar10_search' / 'results.json',
+                    ROOT.parent / 'shared' / 'data' / 'cifar10', []),
+}
 
-def preset(name: str, **more):
-    return load_preset('workshop', ROOT / 'settings.ini', **{**VARIANTS[name], **more})
+def preset(base: str, name: str, **more):
+    return load_preset(base, ROOT / 'settings.ini', **{**BASES[base][0][name], **more})
 
-def probe(names):
+def probe(base, names, precisions=('fp32', 'bf16'), rounds=4):
     "Training and sampling images/s of each variant in fp32 and bf16 (median of a few calls, after a warm-up)."
     rows = []
     for name in names:
-        p = preset(name)
+        p = preset(base, name)
         model, d = UNet.from_preset(p), Diffusion.from_preset(p)
         opt = torch.optim.Adam(model.parameters())
         g = torch.Generator().manual_seed(0)
-        x, y = torch.rand(p.batch_size, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 10, (p.batch_size,), generator=g)
-        xs, ts = torch.randn(500, 1, 28, 28, generator=g), torch.randint(0, 1000, (500,), generator=g)
+        shape = (p.channels, p.image_size, p.image_size)
+        x, y = torch.rand(p.batch_size, *shape, generator=g) * 2 - 1, torch.randint(0, 10, (p.batch_size,), generator=g)
+        xs, ts = torch.randn(500, *shape, generator=g), torch.randint(0, 1000, (500,), generator=g)
         ys = torch.randint(0, 10, (500,), generator=g)
         def step(bf16):
             with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): loss = d.loss(model, x, y, generator=g)
@@ -55,31 +74,48 @@ def probe(names):
         @torch.no_grad()
         def call(bf16):
             with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): model(xs, ts, ys)
-        tr = time_calls({'fp32': lambda: step(False), 'bf16': lambda: step(True)}, rounds=4, clear=3.0)
-        sa = time_calls({'fp32': lambda: call(False), 'bf16': lambda: call(True)}, rounds=3, clear=3.0)
-        row = dict(variant=name, overrides=VARIANTS[name], parameters=param_count(model), batch=p.batch_size,
+        tr = time_calls({k: (lambda b=k == 'bf16': step(b)) for k in precisions}, rounds=rounds, clear=3.0)
+        sa = time_calls({k: (lambda b=k == 'bf16': call(b)) for k in precisions}, rounds=max(3, rounds // 2), clear=3.0)
+        row = dict(variant=name, overrides=BASES[base][0][name], parameters=param_count(model), batch=p.batch_size,
                    train_images_per_s={k: round(p.batch_size / v) for k, v in tr.items()},
                    sample_evals_per_s={k: round(500 / v) for k, v in sa.items()})
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
 
-def run(name, minutes, steps, evals, data_root):
-    "Train `name` with ddpm-nb train, then evaluate each sampler setting on held-out digits."
-    out = ROOT / 'outputs' / 'search' / name
+def equal_time_steps(base, name, minutes):
+    "Steps that `minutes` of training buy `name` at its fp32 rate in this machine's latest probe, with how they were got."
+    variants, results, _, _ = BASES[base]
+    same = lambda m: all(m[k] == cpu_info()[k] for k in ('model', 'flags', 'cores'))    # not the thread count
+    probes = [b for b in json.loads(results.read_text()).get('probe', []) if same(b['machine'])] \
+        if results.exists() else []
+    rows = [r for b in probes for r in b['rows'] if r['variant'] == name and r['overrides'] == _jsonable(variants[name])]
+    if not rows: sys.exit(f"no probe of {name} on this machine in {results}: run `search.py probe --base {base}` first")
+    rate = rows[-1]['train_images_per_s']['fp32']
+    steps = round(rate * 60 * minutes / preset(base, name).batch_size)
+    return steps, dict(minutes=minutes, probe_train_images_per_s=rate, steps=steps)
+
+def _jsonable(d): return json.loads(json.dumps(d))
+
+def run(base, name, minutes, steps, evals, data_root, n, equal_minutes=None):
+    "Train `name` with ddpm-nb train, then evaluate each sampler setting on held-out images."
+    variants, _, _, extra = BASES[base]
+    equal = None
+    if equal_minutes: steps, equal = equal_time_steps(base, name, equal_minutes)
+    out = ROOT / 'outputs' / 'search' / base / name
     budget = ['--steps', str(steps)] if steps else ['--minutes', str(minutes)]
-    over = [f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in VARIANTS[name].items()]
-    cmd = [str(Path(sys.executable).parent / 'ddpm-nb'), 'train', '--preset', 'workshop', '--presets',
-           str(ROOT / 'settings.ini'), '--data-root', str(data_root), '--allow-test-as-train', '--out', str(out),
+    over = [f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in variants[name].items()]
+    cmd = [str(Path(sys.executable).parent / 'ddpm-nb'), 'train', '--preset', base, '--presets',
+           str(ROOT / 'settings.ini'), '--data-root', str(data_root), *extra, '--out', str(out),
            '--no-progress', '--log-every', '100', '--ckpt-every', '0', *budget, *over]
     t0 = time.time()
     subprocess.run(cmd, check=True)
     card = json.loads((out / 'card.json').read_text())
-    res = dict(variant=name, overrides=VARIANTS[name], command=' '.join(cmd[1:]), training=card['training'],
-               precision=card['precision'], wall_s=round(time.time() - t0, 1), evals=[])
+    res = dict(variant=name, overrides=variants[name], command=' '.join(cmd[1:]), training=card['training'],
+               precision=card['precision'], wall_s=round(time.time() - t0, 1), equal_time=equal, n=n, evals=[])
     for ev in evals:
         s, w = ev.split(':')
-        r = evaluate_checkpoint(out / 'ckpt.pt', ['accuracy', 'frechet', 'memorisation'], n=1000, data_root=data_root,
+        r = evaluate_checkpoint(out / 'ckpt.pt', ['accuracy', 'frechet', 'memorisation'], n=n, data_root=data_root,
                                 steps=int(s), guidance=float(w), progress=False)
         res['evals'].append(dict(sampler=f"DDIM {s}", guidance=float(w), accuracy=r['accuracy']['overall'],
                                  fd=round(r['frechet']['fd'], 4), floor=round(r['frechet']['floor'], 4),
@@ -90,20 +126,33 @@ def run(name, minutes, steps, evals, data_root):
         print(json.dumps(res['evals'][-1]), flush=True)
     return res
 
-def save(kind, rows):
-    doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def save(base, kind, rows):
+    results = BASES[base][1]
+    doc = json.loads(results.read_text()) if results.exists() else {}
     doc.setdefault(kind, []).append(dict(machine=cpu_info(), date=time.strftime('%Y-%m-%d %H:%M'), rows=rows))
-    RESULTS.write_text(json.dumps(doc, indent=1) + '\n')
+    results.write_text(json.dumps(doc, indent=1) + '\n')
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('what', choices=['probe', 'run'])
     ap.add_argument('name', nargs='?', help='the variant to run')
-    ap.add_argument('--variants', default=','.join(VARIANTS), help='probe: comma-separated variants')
+    ap.add_argument('--base', choices=list(BASES), default='workshop', help='the preset the variants override')
+    ap.add_argument('--variants', default=None, help="probe: comma-separated variants (default: all the base's)")
     ap.add_argument('--minutes', type=float, default=8.0)
     ap.add_argument('--steps', type=int, default=None, help='a fixed step count instead of the budget')
+    ap.add_argument('--equal-minutes', type=float, default=None,
+                    help="the steps that M minutes buy at the variant's probed fp32 training rate")
+    ap.add_argument('--precisions', default='fp32,bf16', help='probe: fp32, bf16 or both (bf16 is slow to time '
+                    'where it is emulated)')
+    ap.add_argument('--rounds', type=int, default=4, help='probe: timed training steps per variant (the median is kept)')
     ap.add_argument('--evals', default='20:0.5,20:1.0,10:0.5', help='comma-separated steps:guidance')
-    ap.add_argument('--data-root', type=Path, default=ROOT.parent / 'shared' / 'data' / 'mnist')
+    ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
+    ap.add_argument('--data-root', type=Path, default=None)
     a = ap.parse_args()
-    if a.what == 'probe': save('probe', probe(a.variants.split(',')))
-    else: save('runs', [run(a.name, a.minutes, a.steps, a.evals.split(','), a.data_root)])
+    variants, _, data_root, _ = BASES[a.base]
+    if a.what == 'probe': save(a.base, 'probe', probe(a.base, (a.variants or ','.join(variants)).split(','),
+                                             a.precisions.split(','), a.rounds))
+    else:
+        if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
+        save(a.base, 'runs', [run(a.base, a.name, a.minutes, a.steps, a.evals.split(','), a.data_root or data_root,
+                                  a.n, a.equal_minutes)])
