@@ -383,8 +383,7 @@ def _prepare_out(self: Trainer):
         rows = list(csv.DictReader(io.StringIO(log.read_text())))
         keep = [r for r in rows if r.get('step', '').isdigit() and int(r['step']) <= self.step]
         if len(keep) < len(rows):
-            text = io.StringIO()
-            w = csv.DictWriter(text, fieldnames=list(rows[0]))
+            w = csv.DictWriter(text := io.StringIO(), fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(keep)
             atomic_write(log, lambda f: f.write(text.getvalue()), mode='w')
@@ -401,9 +400,10 @@ def _now() -> str: return datetime.datetime.now().astimezone().isoformat(timespe
 def _bar(self: Trainer, total: int):
     "A progress bar over steps, or over the budget's seconds."
     off = not (self.progress and self.is_main)
-    if self.preset.budgeted:
+    if self.preset.budgeted:                                    # whole seconds: the bar's count is a float there
         return tqdm(total=round(self.budget_s), initial=min(round(self.elapsed), round(self.budget_s)), unit='s',
-                    disable=off, desc=f'train [{self.preset.name}, {self.preset.minutes:g} min]')
+                    disable=off, desc=f'train [{self.preset.name}, {self.preset.minutes:g} min]',
+                    bar_format='{l_bar}{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}{postfix}]')
     return tqdm(total=total, initial=self.step, disable=off, desc=f'train [{self.preset.name}]')
 
 # %% ../nbs/07_train.ipynb #4a6f5c43

@@ -285,6 +285,9 @@ def runs_of(facts):
         if 'memorisation' in m:
             rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training image: samples vs held-out images)"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
+        if card.parent.name == 'demo':                                    # what `make demo` trained (slide 28)
+            facts['demo_recipe'] = {k: p.get(k) for k in ('minutes', 'lr_schedule', 'warmup_fraction', 'ema_fraction',
+                                                          'batch_size', 'lr')} | dict(steps=tr.get('step'))
 
 
 def measured_speed(facts):
