@@ -634,7 +634,7 @@ def sfig_elbo_terms(facts):
         var = math.exp(float(lv))
         dens = torch.exp(-0.5 * (grid - m.item()) ** 2 / var) / math.sqrt(2 * math.pi * var)
         axs[1].fill_between(grid, dens, color=c, alpha=0.3, lw=0); axs[1].plot(grid, dens, color=c, label=lab)
-    axs[1].set_ylim(0, 1.6 * axs[1].get_ylim()[1])            # room for the legend above the curves
+    axs[1].set_ylim(0, 1.9 * axs[1].get_ylim()[1])            # room for the legend above the curves
     axs[1].set(xlabel='$x_{t-1}$', yticks=[], title=f'$L_{{t-1}}$ at t = 10: {kl:.2f} bits')
     axs[1].legend(frameon=False, fontsize=11, loc='upper left', bbox_to_anchor=(-0.02, 1.06), handlelength=1, ncol=2,
                   columnspacing=0.8)
