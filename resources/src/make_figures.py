@@ -147,16 +147,23 @@ def unet_parts(preset: str):
     return m, parts
 
 
-def fig_unet_params(facts):
-    presets = ('digits', 'mnist', 'cifar10')
-    fig, ax = plt.subplots(figsize=(6, 1.9))
+def bar_parts(ax, presets, fontsize) -> list:
+    "One stacked bar of parameters by part per preset on `ax`, its total written at the end; the UNets."
+    models = []
     for i, p in enumerate(presets):
         m, parts = unet_parts(p)
         left = 0
         for k, (name, n) in enumerate(parts.items()):
             ax.barh(i, n / 1e6, left=left, color=f'C{k}', label=name if i == 0 else None); left += n / 1e6
-        ax.text(left, i, f' {param_count(m) / 1e6:.2f}M', va='center', fontsize=8)
-        facts['params'][p] = param_count(m)
+        ax.text(left, i, f' {param_count(m) / 1e6:.2f}M', va='center', fontsize=fontsize)
+        models.append(m)
+    return models
+
+
+def fig_unet_params(facts):
+    presets = ('digits', 'mnist', 'cifar10')
+    fig, ax = plt.subplots(figsize=(6, 1.9))
+    for p, m in zip(presets, bar_parts(ax, presets, fontsize=8)): facts['params'][p] = param_count(m)
     ax.set(yticks=range(len(presets)), yticklabels=presets, xscale='log', xlim=(0.1, 80), xlabel='parameters (millions, log scale)')
     ax.legend(ncol=4, loc='lower center', bbox_to_anchor=(0.5, 1.0), frameon=False)
     from ddpm_nb.presets import load_preset
@@ -745,12 +752,7 @@ def sfig_unet(facts):
     "Slide 19: parameters per part of the book's presets (the cifar10 preset with its 10-class embedding)."
     presets = ('digits', 'mnist', 'cifar10')
     fig, ax = slide('slide_unet', 5.6, 3.2, facts)
-    for i, p in enumerate(presets):
-        m, parts = unet_parts(p)
-        left = 0
-        for k, (name, n) in enumerate(parts.items()):
-            ax.barh(i, n / 1e6, left=left, color=f'C{k}', label=name if i == 0 else None); left += n / 1e6
-        ax.text(left, i, f' {param_count(m) / 1e6:.2f}M', va='center', fontsize=12.5)
+    bar_parts(ax, presets, fontsize=12.5)
     ax.set(yticks=range(3), yticklabels=['digits', 'mnist', 'cifar10\n+ classes'], xscale='log', xlim=(0.1, 300),
            xlabel='parameters (millions, log)')
     ax.legend(ncol=2, loc='lower center', bbox_to_anchor=(0.45, 1.0), frameon=False, fontsize=12)
