@@ -182,25 +182,40 @@ def _sym(a: torch.Tensor) -> torch.Tensor: return (a + a.T) / 2
 
 # %% ../nbs/08_evaluate.ipynb #a4919c16
 @torch.no_grad()
+def _features(classifier: Classifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    "The classifier's features (N, D) of `images`, float64 on the CPU."
+    dev = next(classifier.parameters()).device
+    return torch.cat([classifier.features(x.to(dev)).double().cpu() for x in images.split(batch_size)])
+
+def _stats(f: torch.Tensor): return f.mean(0), torch.cov(f.T)
+
 def feature_stats(classifier: Classifier, images: torch.Tensor, batch_size: int = 500):
     "Mean (D,) and covariance (D, D), float64, of the classifier's features of `images`."
     if len(images) < 2: raise ValueError(f"need at least 2 images for a covariance, got {len(images)}")
-    dev = next(classifier.parameters()).device
-    f = torch.cat([classifier.features(x.to(dev)).double().cpu() for x in images.split(batch_size)])
-    return f.mean(0), torch.cov(f.T)
+    return _stats(_features(classifier, images, batch_size))
 
+# %% ../nbs/08_evaluate.ipynb #944b6012
 def classifier_frechet(classifier: Classifier, fake: torch.Tensor, real: torch.Tensor, n: int | None = None,
-                       seed: int = 0) -> dict:
-    "Fréchet distance (Eq. FD) of `fake` to n real images in classifier features, and the floor: n other real images."
+                       seed: int = 0, splits: int = 1) -> dict:
+    """Fréchet distance (Eq. FD) of `fake` to n real images in classifier features, and the floor: n other real images.
+    With `splits` > 1, also the means and sds of both over that many random halvings of `real`."""
     n = min(len(fake), len(real) // 2) if n is None else n
     if not 2 <= n <= min(len(fake), len(real) // 2):
         raise ValueError(f"n={n} needs n fakes and 2n real images (two disjoint sets), have {len(fake)} and "
                          f"{len(real)}")
-    perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
-    ref = feature_stats(classifier, real[perm[:n]])
-    fd = frechet_distance(*feature_stats(classifier, fake[:n]), *ref)
-    floor = frechet_distance(*feature_stats(classifier, real[perm[n:2 * n]]), *ref)
-    return dict(fd=fd, floor=floor, n=n)
+    if type(splits) is not int or splits < 1: raise ValueError(f"splits={splits!r}: expected an int >= 1")
+    fr, fake_stats, fds, floors = _features(classifier, real), feature_stats(classifier, fake[:n]), [], []
+    for k in range(splits):                       # split k: the real images shuffled by seed + k, halved
+        perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed + k))
+        ref = _stats(fr[perm[:n]])
+        fds.append(frechet_distance(*fake_stats, *ref))
+        floors.append(frechet_distance(*_stats(fr[perm[n:2 * n]]), *ref))
+    out = dict(fd=fds[0], floor=floors[0], n=n)
+    if splits > 1:
+        fd, fl = torch.tensor(fds, dtype=torch.float64), torch.tensor(floors, dtype=torch.float64)
+        out.update(splits=splits, fd_mean=fd.mean().item(), fd_sd=fd.std().item(), floor_mean=fl.mean().item(),
+                   floor_sd=fl.std().item(), ratio_of_means=(fd.mean() / fl.mean()).item())
+    return out
 
 # %% ../nbs/08_evaluate.ipynb #66fabfe5
 @torch.no_grad()
@@ -364,8 +379,8 @@ def _sample_metrics(ms, p, clf, x, y, info, splits: Splits, fid_net, cache_dir, 
         out['accuracy'] = dict(**class_accuracy(clf, x, y), classifier_held_out_accuracy=clf.info['held_out_accuracy'],
                                samples=info)
     if 'frechet' in ms:
-        out['frechet'] = dict(**classifier_frechet(clf, x, held.images, seed=info['seed']), reference=held.name,
-                              feature_dim=clf.config['feature_dim'], samples=info)
+        fd = classifier_frechet(clf, x, held.images, seed=info['seed'], splits=10)    # 10 halvings of the reference
+        out['frechet'] = dict(**fd, reference=held.name, feature_dim=clf.config['feature_dim'], samples=info)
     if 'memorisation' in ms:
         out['memorisation'] = dict(**memorisation(x, splits.train.images, held.images), train=splits.train.name,
                                    heldout=held.name, samples=info)

@@ -3,6 +3,7 @@
     python tools/workshop_search/search.py probe [--base B] [--variants a,b]   # training / sampling images/s, fp32 and bf16
     python tools/workshop_search/search.py run NAME [--base B] [--minutes 8 | --steps N | --equal-minutes M]
                                                [--evals 20:0.5,20:1.0] [--n 1000]
+    python tools/workshop_search/search.py score NAME [--base B] [--evals ...] [--seed S]   # NAME's latest run again
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
 machine). `run` trains one variant with `ddpm-nb train` (a time budget, or a fixed step count so that runs can be
@@ -10,7 +11,9 @@ compared without caring what else the machine is doing), evaluates it on held-ou
 for each sampler setting in --evals (steps:guidance), and appends everything, with the machine, to the base's
 results file. `--equal-minutes M` is an equal-time comparison that does not care what else runs: the step count is
 M minutes at the variant's fp32 training rate in this machine's latest probe (run `probe` first, on an idle
-machine), so a variant twice as fast gets twice the steps. Variants are preset overrides of the base, listed in
+machine), so a variant twice as fast gets twice the steps. `score` evaluates the checkpoint of a variant's latest
+run again and replaces that row's evals of the same settings: for a metric added after the run (the same seed draws
+the same samples), or with `--seed` for another draw of samples. Variants are preset overrides of the base, listed in
 BASES below.
 """
 import argparse, json, subprocess, sys, time
@@ -23,19 +26,23 @@ from ddpm_nb.precision import cpu_info, time_calls
 from ddpm_nb.metrics import evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKSHOP = {                                              # name: overrides of the [workshop] preset
-    'w16': {},                                            # base 16, mults 2,4, 2x2 patches, FiLM (as recorded before)
-    'w16-b64': dict(batch_size=64),
-    'w12': dict(base_channels=12),
-    'w24': dict(base_channels=24),
-    'w16-r2': dict(num_res_blocks=2),
-    'w32-124': dict(base_channels=32, channel_mults=(1, 2, 4), patch_size=1),     # no patches, 28 -> 14 -> 7
-    'w16-p4': dict(base_channels=16, channel_mults=(4,), patch_size=4),          # 4x4 patches: one 7x7 level
-    'w24-p4': dict(base_channels=24, channel_mults=(4,), patch_size=4),
-    'w12-b64': dict(base_channels=12, batch_size=64),
+WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for the keys the preset has changed over time
+    'w16': dict(base_channels=16, batch_size=128),        # base 16, mults 2,4, 2x2 patches, FiLM (the first recipe)
+    'w16-b64': dict(base_channels=16, batch_size=64),
+    'w12': dict(base_channels=12, batch_size=128),
+    'w24': dict(base_channels=24, batch_size=128),
+    'w16-r2': dict(base_channels=16, batch_size=128, num_res_blocks=2),
+    'w32-124': dict(base_channels=32, channel_mults=(1, 2, 4), patch_size=1, batch_size=128),  # no patches, 28 -> 7
+    'w16-p4': dict(base_channels=16, channel_mults=(4,), patch_size=4, batch_size=128),    # 4x4 patches: one 7x7 level
+    'w24-p4': dict(base_channels=24, channel_mults=(4,), patch_size=4, batch_size=128),
+    'w12-b64': dict(base_channels=12, batch_size=64),     # the recipe since 2026-12-01
     'w16-p4-b64': dict(base_channels=16, channel_mults=(4,), patch_size=4, batch_size=64),
-    'w16-b64-lr3': dict(batch_size=64, lr=0.003),
-    'w16-b64-noema': dict(batch_size=64, ema_fraction=0.0),
+    'w16-b64-lr3': dict(base_channels=16, batch_size=64, lr=0.003),
+    'w16-b64-noema': dict(base_channels=16, batch_size=64, ema_fraction=0.0),
+    'w12-b64-lr3': dict(base_channels=12, batch_size=64, lr=0.003),
+    'w12-b32': dict(base_channels=12, batch_size=32),
+    'w8-b64': dict(base_channels=8, batch_size=64),
+    'w8-b32': dict(base_channels=8, batch_size=32),
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
     'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
@@ -112,19 +119,38 @@ def run(base, name, minutes, steps, evals, data_root, n, equal_minutes=None):
     subprocess.run(cmd, check=True)
     card = json.loads((out / 'card.json').read_text())
     res = dict(variant=name, overrides=variants[name], command=' '.join(cmd[1:]), training=card['training'],
-               precision=card['precision'], wall_s=round(time.time() - t0, 1), equal_time=equal, n=n, evals=[])
+               precision=card['precision'], wall_s=round(time.time() - t0, 1), equal_time=equal, n=n)
+    res['evals'] = evaluate(out / 'ckpt.pt', evals, n, data_root)
+    return res
+
+def evaluate(ckpt, evals, n, data_root, seed=0):
+    "Chapter 8's held-out metrics of the checkpoint for each steps:guidance setting in `evals` (DDIM), samples of `seed`."
+    rows = []
     for ev in evals:
         s, w = ev.split(':')
-        r = evaluate_checkpoint(out / 'ckpt.pt', ['accuracy', 'frechet', 'memorisation'], n=n, data_root=data_root,
-                                steps=int(s), guidance=float(w), progress=False)
-        res['evals'].append(dict(sampler=f"DDIM {s}", guidance=float(w), accuracy=r['accuracy']['overall'],
-                                 fd=round(r['frechet']['fd'], 4), floor=round(r['frechet']['floor'], 4),
-                                 ratio=round(r['frechet']['fd'] / r['frechet']['floor'], 3),
-                                 memorisation_ratio=r['memorisation']['median_ratio'],
-                                 sampling_s=r['accuracy']['samples']['sampling_time_s'],
-                                 precision=r['accuracy']['samples']['precision']))
-        print(json.dumps(res['evals'][-1]), flush=True)
-    return res
+        r = evaluate_checkpoint(ckpt, ['accuracy', 'frechet', 'memorisation'], n=n, data_root=data_root,
+                                steps=int(s), guidance=float(w), seed=seed, progress=False)
+        rows.append(dict(sampler=f"DDIM {s}", guidance=float(w), seed=seed, accuracy=r['accuracy']['overall'],
+                         fd=round(r['frechet']['fd'], 4), floor=round(r['frechet']['floor'], 4),
+                         ratio=round(r['frechet']['fd'] / r['frechet']['floor'], 3),
+                         ratio_of_means=round(r['frechet']['ratio_of_means'], 3),   # over 10 halvings
+                         memorisation_ratio=r['memorisation']['median_ratio'],
+                         sampling_s=r['accuracy']['samples']['sampling_time_s'],
+                         precision=r['accuracy']['samples']['precision']))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+def score(base, name, evals, data_root, n, seed=0):
+    "Evaluate `name`'s checkpoint again (same seed, same samples); replace those settings' evals in its latest row."
+    results = BASES[base][1]
+    doc = json.loads(results.read_text())
+    rows = [r for blk in doc.get('runs', []) for r in blk['rows'] if r['variant'] == name]
+    if not rows: sys.exit(f"no run of {name} in {results}: `search.py run {name}` first")
+    new = evaluate(ROOT / 'outputs' / 'search' / base / name / 'ckpt.pt', evals, n, data_root, seed)
+    key = lambda e: (e['sampler'], e['guidance'], e.get('seed', 0))
+    rows[-1]['evals'] = [e for e in rows[-1]['evals'] if key(e) not in {key(x) for x in new}] + new   # others kept
+    rows[-1]['scored'] = time.strftime('%Y-%m-%d %H:%M')
+    results.write_text(json.dumps(doc, indent=1) + '\n')
 
 def save(base, kind, rows):
     results = BASES[base][1]
@@ -134,7 +160,7 @@ def save(base, kind, rows):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('what', choices=['probe', 'run'])
+    ap.add_argument('what', choices=['probe', 'run', 'score'])
     ap.add_argument('name', nargs='?', help='the variant to run')
     ap.add_argument('--base', choices=list(BASES), default='workshop', help='the preset the variants override')
     ap.add_argument('--variants', default=None, help="probe: comma-separated variants (default: all the base's)")
@@ -147,6 +173,7 @@ if __name__ == '__main__':
     ap.add_argument('--rounds', type=int, default=4, help='probe: timed training steps per variant (the median is kept)')
     ap.add_argument('--evals', default='20:0.5,20:1.0,10:0.5', help='comma-separated steps:guidance')
     ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
+    ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw of the same model)')
     ap.add_argument('--data-root', type=Path, default=None)
     a = ap.parse_args()
     variants, _, data_root, _ = BASES[a.base]
@@ -154,5 +181,6 @@ if __name__ == '__main__':
                                              a.precisions.split(','), a.rounds))
     else:
         if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
+        if a.what == 'score': sys.exit(score(a.base, a.name, a.evals.split(','), a.data_root or data_root, a.n, a.seed))
         save(a.base, 'runs', [run(a.base, a.name, a.minutes, a.steps, a.evals.split(','), a.data_root or data_root,
                                   a.n, a.equal_minutes)])
