@@ -289,6 +289,8 @@ def runs_of(facts):
         if 'frechet' in m:
             f = m['frechet']
             rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x; reference: {f.get('reference', '?')}"))
+            if 'splits' in f:                                             # chapter 8: means over halvings of the reference
+                rows.append((f"the same over {f['splits']} halvings", f"{f['fd_mean']:.2f} / {f['floor_mean']:.2f} = {f['ratio_of_means']:.2f}x"))
         if 'memorisation' in m:
             rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training image: samples vs held-out images)"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))

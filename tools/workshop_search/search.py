@@ -4,6 +4,7 @@
     python tools/workshop_search/search.py run NAME [--base B] [--minutes 8 | --steps N | --equal-minutes M]
                                                [--evals 20:0.5,20:1.0] [--n 1000]
     python tools/workshop_search/search.py score NAME [--base B] [--evals ...] [--seed S]   # NAME's latest run again
+    python tools/workshop_search/search.py baseline [--base B]   # real training images scored as if samples
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
 machine). `run` trains one variant with `ddpm-nb train` (a time budget, or a fixed step count so that runs can be
@@ -13,7 +14,8 @@ results file. `--equal-minutes M` is an equal-time comparison that does not care
 M minutes at the variant's fp32 training rate in this machine's latest probe (run `probe` first, on an idle
 machine), so a variant twice as fast gets twice the steps. `score` evaluates the checkpoint of a variant's latest
 run again and replaces that row's evals of the same settings: for a metric added after the run (the same seed draws
-the same samples), or with `--seed` for another draw of samples. Variants are preset overrides of the base, listed in
+the same samples), or with `--seed` for another draw of samples. `baseline` scores class-balanced real training
+images as if they were samples: a yardstick for the Fréchet target. Variants are preset overrides of the base, listed in
 BASES below.
 """
 import argparse, json, subprocess, sys, time
@@ -23,7 +25,8 @@ from ddpm_nb.presets import load_preset
 from ddpm_nb.unet import UNet, param_count
 from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.precision import cpu_info, time_calls
-from ddpm_nb.metrics import evaluate_checkpoint
+from ddpm_nb.metrics import evaluate_checkpoint, classifier_for, classifier_frechet
+from ddpm_nb.data import load_splits
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for the keys the preset has changed over time
@@ -152,6 +155,24 @@ def score(base, name, evals, data_root, n, seed=0):
     rows[-1]['scored'] = time.strftime('%Y-%m-%d %H:%M')
     results.write_text(json.dumps(doc, indent=1) + '\n')
 
+def real_baseline(base, data_root, n, draws=3):
+    """What real images score as if they were samples: n class-balanced *training* images (drawn as sample_balanced
+    draws labels), against the held-out reference over 10 halvings. The classifier was trained on these images,
+    so this is a yardstick for the metric, not a perfect model's score."""
+    p = preset(base, next(iter(BASES[base][0])))
+    s = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train=base == 'workshop')
+    clf = classifier_for(p.dataset, splits=s, progress=False)
+    rows = []
+    for d in range(draws):
+        perm = torch.randperm(len(s.train), generator=torch.Generator().manual_seed(d))
+        idx = torch.cat([perm[s.train.labels[perm] == c][:n // p.num_classes] for c in range(p.num_classes)])
+        f = classifier_frechet(clf, s.train.images[idx], s.heldout.images, splits=10)
+        rows.append(dict(draw=d, n=len(idx), fd=round(f['fd'], 4), floor=round(f['floor'], 4),
+                         ratio=round(f['fd'] / f['floor'], 3), ratio_of_means=round(f['ratio_of_means'], 3)))
+        print(json.dumps(rows[-1]), flush=True)
+    return dict(what='class-balanced real training images scored as samples', data=s.train.name,
+                reference=s.heldout.name, draws=rows)
+
 def save(base, kind, rows):
     results = BASES[base][1]
     doc = json.loads(results.read_text()) if results.exists() else {}
@@ -160,7 +181,7 @@ def save(base, kind, rows):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('what', choices=['probe', 'run', 'score'])
+    ap.add_argument('what', choices=['probe', 'run', 'score', 'baseline'])
     ap.add_argument('name', nargs='?', help='the variant to run')
     ap.add_argument('--base', choices=list(BASES), default='workshop', help='the preset the variants override')
     ap.add_argument('--variants', default=None, help="probe: comma-separated variants (default: all the base's)")
@@ -179,6 +200,7 @@ if __name__ == '__main__':
     variants, _, data_root, _ = BASES[a.base]
     if a.what == 'probe': save(a.base, 'probe', probe(a.base, (a.variants or ','.join(variants)).split(','),
                                              a.precisions.split(','), a.rounds))
+    elif a.what == 'baseline': save(a.base, 'baseline', [real_baseline(a.base, a.data_root or data_root, a.n)])
     else:
         if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
         if a.what == 'score': sys.exit(score(a.base, a.name, a.evals.split(','), a.data_root or data_root, a.n, a.seed))
