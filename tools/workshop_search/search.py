@@ -46,6 +46,8 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w12-b32': dict(base_channels=12, batch_size=32),
     'w8-b64': dict(base_channels=8, batch_size=64),
     'w8-b32': dict(base_channels=8, batch_size=32),
+    'w8-b64-s1': dict(base_channels=8, batch_size=64, seed=1),      # the recipe, another training seed
+    'w12-b64-s1': dict(base_channels=12, batch_size=64, seed=1),
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
     'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
