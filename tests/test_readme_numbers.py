@@ -26,6 +26,19 @@ def test_readme_quotes_the_workshop_card():
     assert not missing, f"README.md does not quote resources/workshop/card.json: missing {missing}"
 
 
+def test_readme_quotes_the_workshop_search():
+    "The README's three base-8 runs (search seeds 0 and 1, the recorded run) match results.json and the card."
+    doc = json.loads((ROOT / 'tools' / 'workshop_search' / 'results.json').read_text())
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
+    def first_draw(variant):
+        rows = [r for blk in doc['runs'] for r in blk['rows'] if r['variant'] == variant]
+        return next(e['ratio_of_means'] for e in rows[-1]['evals']
+                    if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', 1.0, 0))
+    runs = [first_draw('w8-b64'), first_draw('w8-b64-s1'), card['metrics']['frechet']['ratio_of_means']]
+    quoted = f"landed at {runs[0]:.1f}×, {runs[1]:.1f}× and {runs[2]:.1f}× that"
+    assert quoted in ' '.join((ROOT / 'README.md').read_text().split()), quoted
+
+
 def test_the_recorded_run_was_evaluated_on_held_out_digits():
     "The card's quality figures must come from digits the run never trained on (issue #16)."
     card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())

@@ -15,8 +15,8 @@ M minutes at the variant's fp32 training rate in this machine's latest probe (ru
 machine), so a variant twice as fast gets twice the steps. `score` evaluates the checkpoint of a variant's latest
 run again and replaces that row's evals of the same settings: for a metric added after the run (the same seed draws
 the same samples), or with `--seed` for another draw of samples. `baseline` scores class-balanced real training
-images as if they were samples: a yardstick for the Fréchet target. Variants are preset overrides of the base, listed in
-BASES below.
+images as if they were samples: a yardstick for the Fréchet target. Variants are preset overrides of the base,
+listed in BASES below.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -38,13 +38,13 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w32-124': dict(base_channels=32, channel_mults=(1, 2, 4), patch_size=1, batch_size=128),  # no patches, 28 -> 7
     'w16-p4': dict(base_channels=16, channel_mults=(4,), patch_size=4, batch_size=128),    # 4x4 patches: one 7x7 level
     'w24-p4': dict(base_channels=24, channel_mults=(4,), patch_size=4, batch_size=128),
-    'w12-b64': dict(base_channels=12, batch_size=64),     # the recipe since 2026-12-01
+    'w12-b64': dict(base_channels=12, batch_size=64),     # the recipe for most of 2026-12-01
     'w16-p4-b64': dict(base_channels=16, channel_mults=(4,), patch_size=4, batch_size=64),
     'w16-b64-lr3': dict(base_channels=16, batch_size=64, lr=0.003),
     'w16-b64-noema': dict(base_channels=16, batch_size=64, ema_fraction=0.0),
     'w12-b64-lr3': dict(base_channels=12, batch_size=64, lr=0.003),
     'w12-b32': dict(base_channels=12, batch_size=32),
-    'w8-b64': dict(base_channels=8, batch_size=64),
+    'w8-b64': dict(base_channels=8, batch_size=64),       # the recipe since the evening of 2026-12-01
     'w8-b32': dict(base_channels=8, batch_size=32),
     'w8-b64-s1': dict(base_channels=8, batch_size=64, seed=1),      # the recipe, another training seed
     'w12-b64-s1': dict(base_channels=12, batch_size=64, seed=1),
@@ -129,7 +129,7 @@ def run(base, name, minutes, steps, evals, data_root, n, equal_minutes=None):
     return res
 
 def evaluate(ckpt, evals, n, data_root, seed=0):
-    "Chapter 8's held-out metrics of the checkpoint for each steps:guidance setting in `evals` (DDIM), samples of `seed`."
+    "Chapter 8's held-out metrics of the checkpoint for each steps:guidance in `evals` (DDIM), samples of `seed`."
     rows = []
     for ev in evals:
         s, w = ev.split(':')
@@ -161,8 +161,8 @@ def real_baseline(base, data_root, n, draws=3):
     """What real images score as if they were samples: n class-balanced *training* images (drawn as sample_balanced
     draws labels), against the held-out reference over 10 halvings. The classifier was trained on these images,
     so this is a yardstick for the metric, not a perfect model's score."""
-    p = preset(base, next(iter(BASES[base][0])))
-    s = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train=base == 'workshop')
+    p, extra = load_preset(base, ROOT / 'settings.ini'), BASES[base][3]
+    s = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train='--allow-test-as-train' in extra)
     clf = classifier_for(p.dataset, splits=s, progress=False)
     rows = []
     for d in range(draws):
@@ -196,7 +196,7 @@ if __name__ == '__main__':
     ap.add_argument('--rounds', type=int, default=4, help='probe: timed training steps per variant (the median is kept)')
     ap.add_argument('--evals', default='20:0.5,20:1.0,10:0.5', help='comma-separated steps:guidance')
     ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
-    ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw of the same model)')
+    ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw, same model)')
     ap.add_argument('--data-root', type=Path, default=None)
     a = ap.parse_args()
     variants, _, data_root, _ = BASES[a.base]
