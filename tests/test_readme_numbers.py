@@ -57,3 +57,25 @@ def test_readme_quotes_the_cifar10_cpu_card():
               f"**{smp['sampling_time_s']:.0f} s**", f"memorisation ratio\n{m['memorisation']['median_ratio']:.2f}"]
     missing = [q for q in quoted if q not in readme]
     assert not missing, f"README.md does not quote resources/cifar10-cpu/card.json: missing {missing}"
+
+
+def test_readme_quotes_the_xeon_search():
+    "The README's figures for the recipe on the Xeon of 2026-12-01 match that machine's search file."
+    doc = json.loads((ROOT / 'tools' / 'workshop_search' / 'results-xeon-2026-12-01.json').read_text())
+    runs = {r['variant']: r for blk in doc['runs'] for r in blk['rows']}
+    def ev(v, w, seed):   # variant v's DDIM-20 evaluation at guidance w, draw `seed`
+        return next(e for e in runs[v]['evals'] if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', w, seed))
+    def rm(v, w, seed=0): return ev(v, w, seed)['ratio_of_means']
+    def acc(v, w, seed=0): return ev(v, w, seed)['accuracy']
+    r8, long8 = runs['w8-b64'], runs['w8-b64-long']
+    quoted = [f"bought {r8['training']['step']:,} steps ({r8['training']['images_per_s']:.0f} images/s)",
+              f"{acc('w8-b64', 1.0):.1%} accuracy, {rm('w8-b64', 1.0):.2f}× the floor over 10 halvings "
+              f"({rm('w8-b64', 1.0, 1):.2f}× on a second draw",
+              f"float32 training gave {rm('w8-b64-fp32', 1.0):.2f}×, base 12 {rm('w12-b64', 1.0):.2f}×",
+              f"(16 minutes, {long8['training']['step']:,} steps) {rm('w8-b64-long', 1.0):.2f}×",
+              f"reached {rm('w8-b64-long', 0.5):.2f}× and {rm('w8-b64-long', 0.5, 1):.2f}× on two draws "
+              f"({acc('w8-b64-long', 0.5):.1%} and {acc('w8-b64-long', 0.5, 1):.1%} accuracy)",
+              f"got worse ({rm('w8-b64', 0.5):.2f}×)"]
+    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    missing = [q for q in quoted if q not in readme]
+    assert not missing, missing

@@ -5,6 +5,7 @@
                                                [--evals 20:0.5,20:1.0] [--n 1000]
     python tools/workshop_search/search.py score NAME [--base B] [--evals ...] [--seed S]   # NAME's latest run again
     python tools/workshop_search/search.py baseline [--base B]   # real training images scored as if samples
+    (any of them with --results FILE: read and append there instead of the base's results.json; one file per machine)
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
 machine). `run` trains one variant with `ddpm-nb train` (a time budget, or a fixed step count so that runs can be
@@ -48,6 +49,9 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w8-b32': dict(base_channels=8, batch_size=32),
     'w8-b64-s1': dict(base_channels=8, batch_size=64, seed=1),      # the recipe, another training seed
     'w12-b64-s1': dict(base_channels=12, batch_size=64, seed=1),
+    'w8-b64-fp32': dict(base_channels=8, batch_size=64, precision='fp32'),   # the recipe, float32 where auto picks bf16
+    'w8-b64-long': dict(base_channels=8, batch_size=64),  # the recipe, run with a longer --minutes
+    'w12-b64-long': dict(base_channels=12, batch_size=64),
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
     'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
@@ -198,8 +202,11 @@ if __name__ == '__main__':
     ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
     ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw, same model)')
     ap.add_argument('--data-root', type=Path, default=None)
+    ap.add_argument('--results', type=Path, default=None,
+                    help="the JSON file to append to (default: the base's results.json); one file per machine")
     a = ap.parse_args()
-    variants, _, data_root, _ = BASES[a.base]
+    variants, results, data_root, extra = BASES[a.base]
+    if a.results: BASES[a.base] = (variants, a.results, data_root, extra)    # every read and write goes there
     if a.what == 'probe': save(a.base, 'probe', probe(a.base, (a.variants or ','.join(variants)).split(','),
                                              a.precisions.split(','), a.rounds))
     elif a.what == 'baseline': save(a.base, 'baseline', [real_baseline(a.base, a.data_root or data_root, a.n)])
