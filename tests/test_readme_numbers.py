@@ -71,7 +71,7 @@ def test_readme_quotes_the_xeon_search():
     quoted = [f"bought {r8['training']['step']:,} steps ({r8['training']['images_per_s']:.0f} images/s)",
               f"{acc('w8-b64', 1.0):.1%} accuracy, {rm('w8-b64', 1.0):.2f}× the floor over 10 halvings "
               f"({rm('w8-b64', 1.0, 1):.2f}× on a second draw of samples) and 1,000 samples in "
-              f"{ev('w8-b64', 1.0, 0)['sampling_s']:.0f} s",
+              f"{ev('w8-b64', 1.0, 0)['sampling_s']:.0f} s (sampled in {ev('w8-b64', 1.0, 0)['precision']},",
               f"float32 training gave {rm('w8-b64-fp32', 1.0):.2f}×, base 12 {rm('w12-b64', 1.0):.2f}×",
               f"(16 minutes, {long8['training']['step']:,} steps) {rm('w8-b64-long', 1.0):.2f}×",
               f"reached {rm('w8-b64-long', 0.5):.2f}× and {rm('w8-b64-long', 0.5, 1):.2f}× on two draws "
