@@ -80,3 +80,86 @@ def test_readme_quotes_the_xeon_search():
     readme = ' '.join((ROOT / 'README.md').read_text().split())
     missing = [q for q in quoted if q not in readme]
     assert not missing, missing
+
+
+def test_readme_quotes_the_third_cpu():
+    "The README's figures for the recipe on the EPYC with AVX-512 BF16 of 2026-12-02 match that machine's search file."
+    doc = json.loads((ROOT / 'tools' / 'workshop_search' / 'results-epyc-bf16-2026-12-02.json').read_text())
+    runs = {r['variant']: r for blk in doc['runs'] for r in blk['rows']}
+    def ev(v, w, seed=0):   # variant v's DDIM-20 evaluation at guidance w, draw `seed`
+        return next(e for e in runs[v]['evals'] if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', w, seed))
+    def rm(v, w, seed=0): return ev(v, w, seed)['ratio_of_means']
+    r8, pr = runs['w8-b64'], runs['w8-b64']['precision']['seconds_per_call']
+    quoted = [f"chose {runs['w8-b64']['precision']['chosen']} ({pr['bf16']:.3f} against {pr['fp32']:.3f} s per step)",
+              f"bought {r8['training']['step']:,} steps ({r8['training']['images_per_s']:,.0f} images/s), "
+              f"{ev('w8-b64', 1.0)['accuracy']:.1%} accuracy, {rm('w8-b64', 1.0):.2f}× the floor "
+              f"({rm('w8-b64', 1.0, 1):.2f}× on a second draw) and 1,000 samples in {ev('w8-b64', 1.0)['sampling_s']:.0f} s",
+              f"guidance 0.75 gave {rm('w8-b64', 0.75):.2f}× and {rm('w8-b64', 0.75, 1):.2f}× at "
+              f"{ev('w8-b64', 0.75)['accuracy']:.1%} accuracy on both draws",
+              f"({runs['w8-b64-short']['training']['step']:,} steps) gave {rm('w8-b64-short', 1.0):.2f}× and "
+              f"{rm('w8-b64-short', 1.0, 1):.2f}× at guidance 1",
+              f"({runs['w12-b64-long']['training']['step']:,} steps) gave {rm('w12-b64-long', 0.5):.2f}× and "
+              f"{rm('w12-b64-long', 0.5, 1):.2f}× at guidance 0.5"]
+    assert ev('w8-b64', 0.75, 1)['accuracy'] == ev('w8-b64', 0.75)['accuracy']     # "on both draws"
+    xeon = json.loads((ROOT / 'tools' / 'workshop_search' / 'results-xeon-2026-12-01.json').read_text())
+    x8 = next(r for blk in xeon['runs'] for r in blk['rows'] if r['variant'] == 'w8-b64')
+    xr = {e['guidance']: e['ratio_of_means'] for e in x8['evals'] if (e['sampler'], e.get('seed', 0)) == ('DDIM 20', 0)}
+    quoted.append(f"on the Xeon, too, 0.75 beat 1: {xr[0.75]:.2f}× against {xr[1.0]:.2f}×")
+    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    missing = [q for q in quoted if q not in readme]
+    assert not missing, missing
+    workshop = ' '.join((ROOT / 'workshop' / 'README.md').read_text().split())   # the teacher's page quotes them too
+    quoted = [f"AVX-512 BF16 {r8['training']['step']:,} steps and {rm('w8-b64', 1.0):.2f}×",
+              f"(on those two machines {xr[0.75]:.2f}× and {min(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}–"
+              f"{max(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}×, still {ev('w8-b64', 0.75)['accuracy']:.1%} accuracy)"]
+    x075 = next(e for e in x8['evals'] if (e['sampler'], e['guidance']) == ('DDIM 20', 0.75))
+    assert x075['accuracy'] == ev('w8-b64', 0.75)['accuracy']      # "still 99.4%": on both machines
+    missing = [q for q in quoted if q not in workshop]
+    assert not missing, missing
+
+
+def test_chapter9_quotes_the_third_cpu():
+    "Chapter 9's summary of the third CPU types its figures; each one is read back from the search files here."
+    search = ROOT / 'tools' / 'workshop_search'
+    files = {k: json.loads((search / f).read_text()) for k, f in
+             (('epyc', 'results.json'), ('xeon', 'results-xeon-2026-12-01.json'),
+              ('third', 'results-epyc-bf16-2026-12-02.json'))}
+    runs = {k: {r['variant']: r for blk in d['runs'] for r in blk['rows']} for k, d in files.items()}
+    third, xeon = runs['third'], runs['xeon']
+    def ev(m, v, w, seed=0):
+        return next(e for e in runs[m][v]['evals'] if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', w, seed))
+    rm = lambda m, v, w, s=0: f"{ev(m, v, w, s)['ratio_of_means']:.2f}×"
+    acc = lambda m, v, w, s=0: f"{ev(m, v, w, s)['accuracy']:.1%}"
+    two = lambda m, v, w: f"{rm(m, v, w)} and {rm(m, v, w, 1)}"
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
+    r8, pr = third['w8-b64'], third['w8-b64']['precision']['seconds_per_call']
+    probe = {r['variant']: r['train_images_per_s']['fp32'] for blk in files['third']['probe'] for r in blk['rows']}
+    memo = lambda v: [e['memorisation_ratio'] for e in third[v]['evals']]
+    lo_hi = lambda xs: f"{min(xs):.2f}–{max(xs):.2f}"
+    quoted = [f"({pr['bf16']:.3f} against {pr['fp32']:.3f} s per training step",
+              f"bought {r8['training']['step']:,} steps at {r8['training']['images_per_s']:,.0f} images/s: "
+              f"{r8['training']['step'] / card['training']['step']:.1f}× the recorded EPYC run's steps and "
+              f"{r8['training']['step'] / xeon['w8-b64']['training']['step']:.1f}× the Xeon's",
+              f"guided samples took {ev('third', 'w8-b64', 1.0)['sampling_s']:.0f} s",
+              f"({probe['w8-b64']} against {probe['w12-b64']} images/s)",
+              f"{two('third', 'w8-b64', 1.0)} on two draws, at {acc('third', 'w8-b64', 1.0)} and "
+              f"{acc('third', 'w8-b64', 1.0, 1)} accuracy",
+              f"gave {two('third', 'w8-b64', 0.75)} at {acc('third', 'w8-b64', 0.75)} accuracy on both draws",
+              f"$w = 0.5$ gave {two('third', 'w8-b64', 0.5)} but {acc('third', 'w8-b64', 0.5)} and "
+              f"{acc('third', 'w8-b64', 0.5, 1)}",
+              f"({xeon['w8-b64']['training']['step']:,} steps) $w = 0.75$ also beat $w = 1$ ({rm('xeon', 'w8-b64', 0.75)} "
+              f"against {rm('xeon', 'w8-b64', 1.0)}, {acc('xeon', 'w8-b64', 0.75)} both)",
+              f"{third['w8-b64-short']['training']['step']:,} steps, {two('third', 'w8-b64-short', 1.0)} at $w = 1$ "
+              f"({acc('third', 'w8-b64-short', 1.0)} and {acc('third', 'w8-b64-short', 1.0, 1)})",
+              f"at $w = 0.75$, {two('third', 'w8-b64-short', 0.75)} ({acc('third', 'w8-b64-short', 0.75)} and "
+              f"{acc('third', 'w8-b64-short', 0.75, 1)})",
+              f"({third['w12-b64-long']['training']['step']:,} steps, the most any run has trained)",
+              f"{two('third', 'w12-b64-long', 0.5)} at $w = 0.5$ ({acc('third', 'w12-b64-long', 0.5)} and "
+              f"{acc('third', 'w12-b64-long', 0.5, 1)}), the 8-minute base 8's {two('third', 'w8-b64', 0.5)}",
+              f"{two('third', 'w12-b64-long', 1.0)} at $w = 1$; {rm('third', 'w12-b64-long', 0.3)} at $w = 0.3$",
+              f"memorisation ratio fell to {lo_hi(memo('w12-b64-long'))}",
+              f"evaluation sits at {lo_hi(memo('w8-b64'))}"]
+    md = ' '.join(' '.join(''.join(c['source']) for c in json.loads((ROOT / 'nbs' / '09_mnist.ipynb').read_text())['cells']
+                           if c['cell_type'] == 'markdown').split())
+    missing = [q for q in quoted if q not in md]
+    assert not missing, missing

@@ -51,6 +51,7 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w12-b64-s1': dict(base_channels=12, batch_size=64, seed=1),
     'w8-b64-fp32': dict(base_channels=8, batch_size=64, precision='fp32'),   # the recipe, float32 where auto picks bf16
     'w8-b64-long': dict(base_channels=8, batch_size=64),  # the recipe, run with a longer --minutes
+    'w8-b64-short': dict(base_channels=8, batch_size=64), # the recipe, run with a shorter --minutes
     'w12-b64-long': dict(base_channels=12, batch_size=64),
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
