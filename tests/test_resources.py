@@ -47,3 +47,14 @@ def test_slides_carry_no_speaker_notes_and_the_notes_copy_does():
         return len(json.loads(found))
     assert notes_in('slides') == 0
     assert notes_in('notes') >= 20
+
+
+def test_facts_hold_the_search_files_as_they_are():
+    "The report's and the talk's table of the recipe on each machine is what the search files say today."
+    spec = importlib.util.spec_from_file_location('make_figures', ROOT / 'resources' / 'src' / 'make_figures.py')
+    mf = importlib.util.module_from_spec(spec); spec.loader.exec_module(mf)
+    committed = json.loads((ROOT / 'resources' / 'src' / 'figures' / 'facts.json').read_text())
+    fresh = {}
+    mf.recipe_machines(fresh)
+    assert len(fresh['recipe_machines']) >= 3                     # one row per machine's search file
+    assert committed['recipe_machines'] == fresh['recipe_machines'], "rerun resources/src/make_figures.py"

@@ -6,6 +6,7 @@ about a minute on two cores. Run from the repository root:  python resources/src
 Results of real training runs are picked up when they exist and never invented when they do not:
   resources/<run>/samples.png   sample grids of recorded runs (make record-demo, make record-workshop) -> figures/run_samples_<run>.png
   resources/<run>/card.json     their run cards (chapter 7's write_card) -> summarised in facts.json['runs']
+  tools/workshop_search/results*.json   the workshop recipe's search runs, one file per machine -> facts.json['recipe_machines']
 """
 from __future__ import annotations
 import json, math, shutil, sys, time
@@ -263,6 +264,31 @@ def machine(card: dict) -> str:
     env = card.get('environment', {})
     cpu = env.get('cpu', {}).get('model')
     return f"{cpu}, {env['cpu']['cores']} cores" if cpu else f"{env.get('device', '?')} (CPU model not recorded)"
+
+def short_cpu(model: str) -> str: return ' '.join(model.replace('(R)', '').replace('Processor', '').split())
+
+def bf16_units(flags) -> str:
+    "What a CPU's flags say about bf16: AMX tiles, AVX-512 BF16 instructions, or neither."
+    return 'AMX bf16' if 'amx_bf16' in flags else 'AVX-512 BF16, no AMX' if 'avx512_bf16' in flags else 'no bf16 units'
+
+def recipe_machines(facts):
+    """The workshop recipe (search variant `w8-b64`, 8 minutes) on each machine that `search.py` ran it on: precision
+    chosen, steps, images/s, and accuracy and Fréchet ratio of means of each draw at guidance 1 and 0.75 (DDIM 20)."""
+    rows = []
+    for f in sorted((RES.parent / 'tools' / 'workshop_search').glob('results*.json')):
+        for blk in json.loads(f.read_text()).get('runs', []):
+            r = next((r for r in blk.get('rows', []) if r.get('variant') == 'w8-b64'), None)   # 2026-11-29: other format
+            if r is None or any(x['file'] == f.name for x in rows): continue     # the first run of it in each file
+            def ev(w):   # each draw (seed) of the samples at guidance w, DDIM 20, scored over 10 halvings
+                es = [e for e in r['evals'] if (e['sampler'], e['guidance']) == ('DDIM 20', w) and 'ratio_of_means' in e]
+                return sorted([dict(seed=e.get('seed', 0), accuracy=e['accuracy'], ratio_of_means=e['ratio_of_means'])
+                               for e in es], key=lambda e: e['seed'])
+            m = blk['machine']
+            rows.append(dict(file=f.name, date=blk['date'][:10], precision=r['precision']['chosen'],
+                             machine=f"{short_cpu(m['model'])}, {bf16_units(m['flags'])}, {m['cores']} cores",
+                             steps=r['training']['step'], images_per_s=r['training']['images_per_s'],
+                             g1=ev(1.0), g075=ev(0.75)))
+    facts['recipe_machines'] = sorted(rows, key=lambda x: x['steps'])
 
 def runs_of(facts):
     "Copy sample grids of recorded runs (resources/<run>/samples.png, enlarged to read) and summarise their cards."
@@ -921,6 +947,7 @@ def main(argv=None):
         files += [fig_schedules(facts), fig_forward(digit), fig_posterior_std(), fig_eq12_weight(), fig_bits(facts),
                   fig_unet_params(facts), *fig_toy(facts), fig_langevin(facts)]
         runs_of(facts)
+        recipe_machines(facts)
         measured_speed(facts)
     if args.only != 'book':
         with plt.rc_context(SLIDE_RC):
