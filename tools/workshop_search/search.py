@@ -202,6 +202,7 @@ if __name__ == '__main__':
     ap.add_argument('--evals', default='20:0.5,20:1.0,10:0.5', help='comma-separated steps:guidance')
     ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
     ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw, same model)')
+    ap.add_argument('--draws', type=int, default=3, help='baseline: how many draws of real training digits')
     ap.add_argument('--data-root', type=Path, default=None)
     ap.add_argument('--results', type=Path, default=None,
                     help="the JSON file to append to (default: the base's results.json); one file per machine")
@@ -210,7 +211,7 @@ if __name__ == '__main__':
     if a.results: BASES[a.base] = (variants, a.results, data_root, extra)    # every read and write goes there
     if a.what == 'probe': save(a.base, 'probe', probe(a.base, (a.variants or ','.join(variants)).split(','),
                                              a.precisions.split(','), a.rounds))
-    elif a.what == 'baseline': save(a.base, 'baseline', [real_baseline(a.base, a.data_root or data_root, a.n)])
+    elif a.what == 'baseline': save(a.base, 'baseline', [real_baseline(a.base, a.data_root or data_root, a.n, a.draws)])
     else:
         if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
         if a.what == 'score': sys.exit(score(a.base, a.name, a.evals.split(','), a.data_root or data_root, a.n, a.seed))
