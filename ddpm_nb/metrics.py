@@ -195,22 +195,68 @@ def feature_stats(classifier: Classifier, images: torch.Tensor, batch_size: int 
     return _stats(_features(classifier, images, batch_size))
 
 # %% ../nbs/08_evaluate.ipynb #944b6012
+def _random_halves(N: int, n: int, seed: int):
+    perm = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    return perm[:n], perm[n:2 * n]
+
+def _class_halves(labels: torch.Tensor, n: int, seed: int):
+    "Two disjoint index sets, class by class: of each class's N_c images (shuffled by `seed`), N_c n // N to each."
+    g, N, a, b = torch.Generator().manual_seed(seed), len(labels), [], []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().squeeze(1)
+        idx, h = idx[torch.randperm(len(idx), generator=g)], len(idx) * n // N
+        a.append(idx[:h])
+        b.append(idx[h:2 * h])
+    return torch.cat(a), torch.cat(b)
+
+
+# %% ../nbs/08_evaluate.ipynb #3b6e25ac
+def _weighted_stats(f: torch.Tensor, labels: torch.Tensor, share: torch.Tensor):
+    "Mean and covariance of features f (N, D), each image weighted so that class c carries `share[c]` of the weight."
+    counts = torch.bincount(labels, minlength=len(share)).double()
+    if (missing := (share > 0) & (counts == 0)).any():
+        raise ValueError(f"the reference holds no image of class(es) {missing.nonzero().flatten().tolist()}, "
+                         "which the samples do")
+    w = (share / counts.clamp(min=1))[labels]
+    w = w / w.sum()
+    return w @ f, torch.cov(f.T, aweights=w)       # the unbiased covariance for reliability weights
+
+def _labels(y, length: int, what: str) -> torch.Tensor:
+    y = torch.as_tensor(y).long().cpu()
+    if y.shape != (length,): raise ValueError(f"{what} must have shape ({length},), got {tuple(y.shape)}")
+    if length and y.min() < 0: raise ValueError(f"{what} must be class indices >= 0")
+    return y
+
+def _halving(fr: torch.Tensor, n: int, seed: int, n_fake: int, fake_labels, real_labels):
+    "halves(k): split k's two index sets of the real features `fr`; stats(idx): their mean and covariance."
+    if fake_labels is None: return (lambda k: _random_halves(len(fr), n, seed + k)), (lambda i: _stats(fr[i]))
+    yf, yr = _labels(fake_labels, n_fake, 'fake_labels')[:n], _labels(real_labels, len(fr), 'real_labels')
+    share = torch.bincount(yf, minlength=int(max(yf.max(), yr.max())) + 1).double() / n    # the samples' class shares
+    return (lambda k: _class_halves(yr, n, seed + k)), (lambda i: _weighted_stats(fr[i], yr[i], share))
+
+# %% ../nbs/08_evaluate.ipynb #1ceb0be4
 def classifier_frechet(classifier: Classifier, fake: torch.Tensor, real: torch.Tensor, n: int | None = None,
-                       seed: int = 0, splits: int = 1) -> dict:
+                       seed: int = 0, splits: int = 1, fake_labels=None, real_labels=None) -> dict:
     """Fréchet distance (Eq. FD) of `fake` to n real images in classifier features, and the floor: n other real images.
-    With `splits` > 1, also the means and sds of both over that many random halvings of `real`."""
+    With `splits` > 1, also the means and sds of both over that many random halvings of `real`. With `fake_labels` and
+    `real_labels`, each halving is drawn class by class and each half is weighted to the samples' class shares."""
     n = min(len(fake), len(real) // 2) if n is None else n
     if not 2 <= n <= min(len(fake), len(real) // 2):
         raise ValueError(f"n={n} needs n fakes and 2n real images (two disjoint sets), have {len(fake)} and "
                          f"{len(real)}")
     if type(splits) is not int or splits < 1: raise ValueError(f"splits={splits!r}: expected an int >= 1")
+    if (fake_labels is None) != (real_labels is None):
+        raise ValueError("give both fake_labels and real_labels (class-conditional samples), or neither")
     fr, fake_stats, fds, floors = _features(classifier, real), feature_stats(classifier, fake[:n]), [], []
+    halves, stats = _halving(fr, n, seed, len(fake), fake_labels, real_labels)
     for k in range(splits):                       # split k: the real images shuffled by seed + k, halved
-        perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed + k))
-        ref = _stats(fr[perm[:n]])
+        a, b = halves(k)
+        ref = stats(a)
         fds.append(frechet_distance(*fake_stats, *ref))
-        floors.append(frechet_distance(*_stats(fr[perm[n:2 * n]]), *ref))
+        floors.append(frechet_distance(*stats(b), *ref))
     out = dict(fd=fds[0], floor=floors[0], n=n)
+    if fake_labels is not None:
+        out.update(n_reference=len(a), halves="class by class, weighted to the samples' class shares")
     if splits > 1:
         fd, fl = torch.tensor(fds, dtype=torch.float64), torch.tensor(floors, dtype=torch.float64)
         out.update(splits=splits, fd_mean=fd.mean().item(), fd_sd=fd.std().item(), floor_mean=fl.mean().item(),
@@ -378,9 +424,14 @@ def _sample_metrics(ms, p, clf, x, y, info, splits: Splits, fid_net, cache_dir, 
     if 'accuracy' in ms:
         out['accuracy'] = dict(**class_accuracy(clf, x, y), classifier_held_out_accuracy=clf.info['held_out_accuracy'],
                                samples=info)
-    if 'frechet' in ms:
-        fd = classifier_frechet(clf, x, held.images, seed=info['seed'], splits=10)    # 10 halvings of the reference
+    if 'frechet' in ms:                               # 10 halvings of the reference, class by class if labelled
+        labels = dict(fake_labels=y, real_labels=held.labels) if y is not None else {}
+        fd = classifier_frechet(clf, x, held.images, seed=info['seed'], splits=10, **labels)
         out['frechet'] = dict(**fd, reference=held.name, feature_dim=clf.config['feature_dim'], samples=info)
+        if labels:                                    # the figure as measured before 2026-12-02: random halves
+            old = classifier_frechet(clf, x, held.images, seed=info['seed'], splits=10)
+            out['frechet']['classes_ignored'] = {k: old[k] for k in ('fd', 'floor', 'fd_mean', 'floor_mean',
+                                                                      'ratio_of_means')}
     if 'memorisation' in ms:
         out['memorisation'] = dict(**memorisation(x, splits.train.images, held.images), train=splits.train.name,
                                    heldout=held.name, samples=info)
