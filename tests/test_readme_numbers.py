@@ -194,3 +194,42 @@ def test_chapter9_quotes_the_third_cpu():
                            if c['cell_type'] == 'markdown').split())
     missing = [q for q in quoted if q not in md]
     assert not missing, missing
+
+
+def _flat(text: str) -> str: return ' '.join(text.split())
+
+
+def test_the_class_mix_figures_are_the_files():
+    "Chapter 9's, the README's and the workshop README's class-mix figures, read back from the classwise search file."
+    doc = json.loads((SEARCH / 'classwise-epyc-bf16-2026-12-02.json').read_text())
+    ys = [d for blk in doc['yardstick'] for d in blk['rows'][0]['draws']]
+    r = _runs('classwise-epyc-bf16-2026-12-02.json')
+    new = lambda w, s=0: f"{_ev(r, 'w8-b64', w, s)['ratio_of_means']:.2f}×"
+    old = lambda w, s=0: f"{_ev(r, 'w8-b64', w, s)['ratio_of_means_classes_ignored']:.2f}×"
+    acc = lambda w, s=0: f"{_ev(r, 'w8-b64', w, s)['accuracy']:.1%}"
+    col = lambda k, f: [d[k][f] for d in ys]
+    rng = lambda xs, fmt='{:.2f}': f"{fmt.format(min(xs))}–{fmt.format(max(xs))}"
+    mean = lambda xs: sum(xs) / len(xs)
+    u_new, u_old = col('unseen', 'ratio_of_means'), col('unseen', 'ratio_of_means_classes_ignored')
+    acc_u = col('unseen', 'accuracy')
+    null = [d['seen_against_seen']['ratio_of_means'] for d in ys]
+    steps = r['w8-b64']['training']['step']
+    shared = [f"{rng(u_old)}×", f"{mean(u_old):.2f}× on average", f"above 1.25× on {sum(x > 1.25 for x in u_old)} of "
+              f"{len(ys)} draws", f"{rng(u_new)}×", f"{mean(u_new):.2f}× on average", f"{mean(null):.2f}×",
+              f"{steps:,} steps", f"{new(1.0)} and {new(1.0, 1)}", f"{new(0.5)} and {new(0.5, 1)} at",
+              f"{acc(0.5)} and {acc(0.5, 1)} accuracy", f"{mean(acc_u):.1%} on average",
+              f"{rng(acc_u, '{:.1%}').replace('%–', '–')}"]
+    chapter = shared + [f"at $w = 1$, {new(0.75)} and {new(0.75, 1)} at 0.75", f"{new(0.3)} and {new(0.3, 1)} at 0.3",
+                        f"{old(1.0)}/{old(1.0, 1)}, {old(0.75)}/{old(0.75, 1)}, {old(0.5)}/{old(0.5, 1)} and "
+                        f"{old(0.3)}/{old(0.3, 1)}", f"{rng(null)}×",
+                        f"{mean(col('seen', 'ratio_of_means')):.2f}× on average class by class",
+                        f"({rng([d['held_out_accuracy'] for d in ys], '{:.1%}').replace('%–', '–')})",
+                        f"{r['w8-b64']['training']['images_per_s']:,.0f} images/s"]
+    readme = shared + [f"against {old(1.0)}/{old(1.0, 1)} and {old(0.5)}/{old(0.5, 1)} with random"]
+    md = _flat(' '.join(''.join(c['source']) for c in json.loads((ROOT / 'nbs' / '09_mnist.ipynb').read_text())['cells']
+                        if c['cell_type'] == 'markdown'))
+    for text, quoted in ((md, chapter), (_flat((ROOT / 'README.md').read_text()), readme)):
+        missing = [q for q in quoted if q not in text]
+        assert not missing, missing
+    workshop = _flat((ROOT / 'workshop' / 'README.md').read_text())
+    assert f"{float(new(1.0)[:-1]):.1f}× at guidance 1 and {float(new(0.5)[:-1]):.1f}× at 0.5" in workshop

@@ -58,3 +58,6 @@ def test_facts_hold_the_search_files_as_they_are():
     mf.recipe_machines(fresh)
     assert len(fresh['recipe_machines']) >= 3                     # one row per machine's search file
     assert committed['recipe_machines'] == fresh['recipe_machines'], "rerun resources/src/make_figures.py"
+    mf.classwise(fresh)                                           # the class-mix table and slide
+    assert fresh['classwise']['draws'] >= 15 and len(fresh['classwise']['recipe']) == 8
+    assert committed['classwise'] == fresh['classwise'], "rerun resources/src/make_figures.py"

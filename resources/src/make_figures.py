@@ -7,6 +7,7 @@ Results of real training runs are picked up when they exist and never invented w
   resources/<run>/samples.png   sample grids of recorded runs (make record-demo, make record-workshop) -> figures/run_samples_<run>.png
   resources/<run>/card.json     their run cards (chapter 7's write_card) -> summarised in facts.json['runs']
   tools/workshop_search/results*.json   the workshop recipe's search runs, one file per machine -> facts.json['recipe_machines']
+  tools/workshop_search/classwise-*.json   the class-mix check of the Fréchet floor -> facts.json['classwise']
 """
 from __future__ import annotations
 import json, math, shutil, sys, time
@@ -289,6 +290,27 @@ def recipe_machines(facts):
                              steps=r['training']['step'], images_per_s=r['training']['images_per_s'],
                              g1=ev(1.0), g075=ev(0.75)))
     facts['recipe_machines'] = sorted(rows, key=lambda x: x['steps'])
+
+def classwise(facts):
+    """The class-mix check (tools/workshop_search/classwise-*.json): real digits a retrained classifier never saw,
+    scored as a perfect generator's samples, and the recipe (`w8-b64`), each measured against class-by-class halves
+    of the held-out digits and against random halves (the protocol until 2026-12-02)."""
+    f = next(iter(sorted((RES.parent / 'tools' / 'workshop_search').glob('classwise-*.json'))), None)
+    if f is None: return
+    doc = json.loads(f.read_text())
+    ys = [d for blk in doc.get('yardstick', []) for d in blk['rows'][0]['draws']]
+    r = next(r for blk in doc['runs'] for r in blk['rows'] if r['variant'] == 'w8-b64')
+    pick = lambda key: [d[key] for d in ys]
+    m = doc['runs'][0]['machine']
+    facts['classwise'] = dict(
+        file=f.name, machine=f"{short_cpu(m['model'])}, {bf16_units(m['flags'])}, {m['cores']} cores",
+        draws=len(ys), unseen=[d['ratio_of_means'] for d in pick('unseen')],
+        unseen_random_halves=[d['ratio_of_means_classes_ignored'] for d in pick('unseen')],
+        unseen_accuracy=[d['accuracy'] for d in pick('unseen')], held_out_accuracy=pick('held_out_accuracy'),
+        null=[d['ratio_of_means'] for d in pick('seen_against_seen')], steps=r['training']['step'],
+        recipe=sorted([dict(guidance=e['guidance'], seed=e.get('seed', 0), accuracy=e['accuracy'],
+                            classwise=e['ratio_of_means'], random_halves=e['ratio_of_means_classes_ignored'])
+                       for e in r['evals'] if e['sampler'] == 'DDIM 20'], key=lambda e: (-e['guidance'], e['seed'])))
 
 def runs_of(facts):
     "Copy sample grids of recorded runs (resources/<run>/samples.png, enlarged to read) and summarise their cards."
@@ -948,6 +970,7 @@ def main(argv=None):
                   fig_unet_params(facts), *fig_toy(facts), fig_langevin(facts)]
         runs_of(facts)
         recipe_machines(facts)
+        classwise(facts)
         measured_speed(facts)
     if args.only != 'book':
         with plt.rc_context(SLIDE_RC):

@@ -5,6 +5,7 @@
                                                [--evals 20:0.5,20:1.0] [--n 1000]
     python tools/workshop_search/search.py score NAME [--base B] [--evals ...] [--seed S]   # NAME's latest run again
     python tools/workshop_search/search.py baseline [--base B]   # real training images scored as if samples
+    python tools/workshop_search/search.py yardstick [--base B] [--draws 5] [--seed FIRST]   # images it never saw
     (any of them with --results FILE: read and append there instead of the base's results.json; one file per machine)
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
@@ -16,8 +17,9 @@ M minutes at the variant's fp32 training rate in this machine's latest probe (ru
 machine), so a variant twice as fast gets twice the steps. `score` evaluates the checkpoint of a variant's latest
 run again and replaces that row's evals of the same settings: for a metric added after the run (the same seed draws
 the same samples), or with `--seed` for another draw of samples. `baseline` scores class-balanced real training
-images as if they were samples: a yardstick for the Fréchet target. Variants are preset overrides of the base,
-listed in BASES below.
+images as if they were samples: a yardstick for the Fréchet target. `yardstick` scores what a perfect model would
+draw: real training images that the classifier never saw (it is retrained without them, each draw), beside images
+it did see, by the same classifier. Variants are preset overrides of the base, listed in BASES below.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -26,8 +28,8 @@ from ddpm_nb.presets import load_preset
 from ddpm_nb.unet import UNet, param_count
 from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.precision import cpu_info, time_calls
-from ddpm_nb.metrics import evaluate_checkpoint, classifier_for, classifier_frechet
-from ddpm_nb.data import load_splits
+from ddpm_nb.metrics import evaluate_checkpoint, classifier_for, classifier_frechet, train_classifier, class_accuracy
+from ddpm_nb.data import load_splits, ImageDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for the keys the preset has changed over time
@@ -140,10 +142,13 @@ def evaluate(ckpt, evals, n, data_root, seed=0):
         s, w = ev.split(':')
         r = evaluate_checkpoint(ckpt, ['accuracy', 'frechet', 'memorisation'], n=n, data_root=data_root,
                                 steps=int(s), guidance=float(w), seed=seed, progress=False)
+        ci = r['frechet'].get('classes_ignored')                    # random halves, the protocol until 2026-12-02
+        old = {'ratio_of_means_classes_ignored': round(ci['ratio_of_means'], 3)} if ci else {}
         rows.append(dict(sampler=f"DDIM {s}", guidance=float(w), seed=seed, accuracy=r['accuracy']['overall'],
                          fd=round(r['frechet']['fd'], 4), floor=round(r['frechet']['floor'], 4),
                          ratio=round(r['frechet']['fd'] / r['frechet']['floor'], 3),
                          ratio_of_means=round(r['frechet']['ratio_of_means'], 3),   # over 10 halvings
+                         **old,
                          memorisation_ratio=r['memorisation']['median_ratio'],
                          sampling_s=r['accuracy']['samples']['sampling_time_s'],
                          precision=r['accuracy']['samples']['precision']))
@@ -162,6 +167,10 @@ def score(base, name, evals, data_root, n, seed=0):
     rows[-1]['scored'] = time.strftime('%Y-%m-%d %H:%M')
     results.write_text(json.dumps(doc, indent=1) + '\n')
 
+def _balanced(order, labels, n, classes):
+    "The first n // classes positions of each class, in `order`."
+    return torch.cat([order[labels[order] == c][:n // classes] for c in range(classes)])
+
 def real_baseline(base, data_root, n, draws=3):
     """What real images score as if they were samples: n class-balanced *training* images (drawn as sample_balanced
     draws labels), against the held-out reference over 10 halvings. The classifier was trained on these images,
@@ -172,13 +181,51 @@ def real_baseline(base, data_root, n, draws=3):
     rows = []
     for d in range(draws):
         perm = torch.randperm(len(s.train), generator=torch.Generator().manual_seed(d))
-        idx = torch.cat([perm[s.train.labels[perm] == c][:n // p.num_classes] for c in range(p.num_classes)])
+        idx = _balanced(perm, s.train.labels, n, p.num_classes)
         f = classifier_frechet(clf, s.train.images[idx], s.heldout.images, splits=10)
         rows.append(dict(draw=d, n=len(idx), fd=round(f['fd'], 4), floor=round(f['floor'], 4),
                          ratio=round(f['fd'] / f['floor'], 3), ratio_of_means=round(f['ratio_of_means'], 3)))
         print(json.dumps(rows[-1]), flush=True)
     return dict(what='class-balanced real training images scored as samples', data=s.train.name,
                 reference=s.heldout.name, draws=rows)
+
+def yardstick(base, data_root, n, draws=3, first=0):
+    """What a perfect model would score. Per draw: n class-balanced training images are set aside, the classifier is
+    retrained on the rest (classifier_for's settings: train_classifier's defaults), and the n unseen images are
+    scored as samples (class accuracy; Fréchet distance to the held-out reference over 10 halvings), beside n images
+    it did see, scored by the same classifier. The unseen images are new draws from the digits' own distribution,
+    exactly what a perfect generator would produce. Fréchet both ways: class by class and weighted (chapter 8), and
+    with random halves (`_classes_ignored`, the protocol before 2026-12-02). And a null test of the class-by-class
+    protocol: the seen images against a reference of as many other images the classifier saw, not the held-out ones."""
+    p, extra = load_preset(base, ROOT / 'settings.ini'), BASES[base][3]
+    s = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train='--allow-test-as-train' in extra)
+    K, rows = p.num_classes, []
+    for d in range(first, first + draws):
+        t0 = time.time()
+        perm = torch.randperm(len(s.train), generator=torch.Generator().manual_seed(100 + d))
+        unseen = _balanced(perm, s.train.labels, n, K)
+        rest = perm[~torch.isin(perm, unseen)]
+        seen = _balanced(rest, s.train.labels, n, K)
+        clf = train_classifier(ImageDataset(s.train.images[rest], s.train.labels[rest], K, name='rest'), progress=False)
+        row = dict(draw=d, n=len(unseen), n_train=len(rest),
+                   held_out_accuracy=class_accuracy(clf, s.heldout.images, s.heldout.labels)['overall'])
+        for what, idx in (('unseen', unseen), ('seen', seen)):
+            x, y = s.train.images[idx], s.train.labels[idx]
+            f = classifier_frechet(clf, x, s.heldout.images, splits=10, fake_labels=y, real_labels=s.heldout.labels)
+            old = classifier_frechet(clf, x, s.heldout.images, splits=10)                 # random halves
+            row[what] = dict(accuracy=class_accuracy(clf, x, y)['overall'], fd=round(f['fd'], 4),
+                             floor=round(f['floor'], 4), ratio_of_means=round(f['ratio_of_means'], 3),
+                             ratio_of_means_classes_ignored=round(old['ratio_of_means'], 3))
+        pool = rest[~torch.isin(rest, seen)][:len(s.heldout)]      # a reference of other digits it saw: a null test
+        f = classifier_frechet(clf, s.train.images[seen], s.train.images[pool], splits=10,
+                               fake_labels=s.train.labels[seen], real_labels=s.train.labels[pool])
+        row['seen_against_seen'] = dict(fd=round(f['fd'], 4), floor=round(f['floor'], 4),
+                                        ratio_of_means=round(f['ratio_of_means'], 3))
+        row['seconds'] = round(time.time() - t0, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return dict(what='real training images scored as samples by a classifier retrained without the unseen ones',
+                data=s.train.name, reference=s.heldout.name, draws=rows)
 
 def save(base, kind, rows):
     results = BASES[base][1]
@@ -188,7 +235,7 @@ def save(base, kind, rows):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('what', choices=['probe', 'run', 'score', 'baseline'])
+    ap.add_argument('what', choices=['probe', 'run', 'score', 'baseline', 'yardstick'])
     ap.add_argument('name', nargs='?', help='the variant to run')
     ap.add_argument('--base', choices=list(BASES), default='workshop', help='the preset the variants override')
     ap.add_argument('--variants', default=None, help="probe: comma-separated variants (default: all the base's)")
@@ -201,8 +248,9 @@ if __name__ == '__main__':
     ap.add_argument('--rounds', type=int, default=4, help='probe: timed training steps per variant (the median is kept)')
     ap.add_argument('--evals', default='20:0.5,20:1.0,10:0.5', help='comma-separated steps:guidance')
     ap.add_argument('--n', type=int, default=1000, help='samples per evaluation')
-    ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw, same model)')
-    ap.add_argument('--draws', type=int, default=3, help='baseline: how many draws of real training digits')
+    ap.add_argument('--seed', type=int, default=0, help='score: the seed of the samples (another draw, same model); '
+                    "yardstick: the first draw's number (more draws, none repeated)")
+    ap.add_argument('--draws', type=int, default=3, help='baseline, yardstick: how many draws of real training digits')
     ap.add_argument('--data-root', type=Path, default=None)
     ap.add_argument('--results', type=Path, default=None,
                     help="the JSON file to append to (default: the base's results.json); one file per machine")
@@ -212,6 +260,8 @@ if __name__ == '__main__':
     if a.what == 'probe': save(a.base, 'probe', probe(a.base, (a.variants or ','.join(variants)).split(','),
                                              a.precisions.split(','), a.rounds))
     elif a.what == 'baseline': save(a.base, 'baseline', [real_baseline(a.base, a.data_root or data_root, a.n, a.draws)])
+    elif a.what == 'yardstick':
+        save(a.base, 'yardstick', [yardstick(a.base, a.data_root or data_root, a.n, a.draws, a.seed)])
     else:
         if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
         if a.what == 'score': sys.exit(score(a.base, a.name, a.evals.split(','), a.data_root or data_root, a.n, a.seed))
