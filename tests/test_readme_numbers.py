@@ -12,6 +12,18 @@ def _runs(name: str) -> dict:
     return {r['variant']: r for blk in json.loads((SEARCH / name).read_text())['runs'] for r in blk['rows']}
 
 
+def _flat(text: str) -> str: return ' '.join(text.split())
+
+
+def _text(rel: str) -> str:
+    """The file at `rel` with its whitespace runs flattened to single spaces (a quote may wrap anywhere); for a notebook,
+    its markdown cells only."""
+    path = ROOT / rel
+    if path.suffix != '.ipynb': return _flat(path.read_text())
+    cells = json.loads(path.read_text())['cells']
+    return _flat(' '.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown'))
+
+
 def _ev(runs: dict, v: str, w: float, seed: int = 0) -> dict:
     "Variant v's DDIM-20 evaluation at guidance w on the draw of samples `seed`."
     return next(e for e in runs[v]['evals'] if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', w, seed))
@@ -47,7 +59,7 @@ def test_readme_quotes_the_workshop_search():
                     if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', 1.0, 0))
     runs = [first_draw('w8-b64'), first_draw('w8-b64-s1'), card['metrics']['frechet']['ratio_of_means']]
     quoted = f"landed at {runs[0]:.1f}×, {runs[1]:.1f}× and {runs[2]:.1f}× that"
-    assert quoted in ' '.join((ROOT / 'README.md').read_text().split()), quoted
+    assert quoted in _text('README.md'), quoted
 
 
 def test_the_recorded_run_was_evaluated_on_held_out_digits():
@@ -86,7 +98,7 @@ def test_readme_quotes_the_xeon_search():
               f"reached {rm('w8-b64-long', 0.5):.2f}× and {rm('w8-b64-long', 0.5, 1):.2f}× on two draws "
               f"({acc('w8-b64-long', 0.5):.1%} and {acc('w8-b64-long', 0.5, 1):.1%} accuracy)",
               f"got worse ({rm('w8-b64', 0.5):.2f}×)"]
-    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    readme = _text('README.md')
     missing = [q for q in quoted if q not in readme]
     assert not missing, missing
 
@@ -119,10 +131,10 @@ def test_readme_quotes_the_third_cpu():
     quoted.append(f"A second training seed on this EPYC ({runs['w8-b64-s1']['training']['step']:,} steps) agreed: "
                   f"{rm('w8-b64-s1', 0.75):.2f}× and {rm('w8-b64-s1', 0.75, 1):.2f}× at 0.75 against "
                   f"{rm('w8-b64-s1', 1.0):.2f}× and {rm('w8-b64-s1', 1.0, 1):.2f}× at guidance 1")
-    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    readme = _text('README.md')
     missing = [q for q in quoted if q not in readme]
     assert not missing, missing
-    workshop = ' '.join((ROOT / 'workshop' / 'README.md').read_text().split())   # the teacher's page quotes them too
+    workshop = _text('workshop/README.md')   # the teacher's page quotes them too
     quoted = [f"AVX-512 BF16 {r8['training']['step']:,} steps and {rm('w8-b64', 1.0):.2f}×",
               f"(on those two machines {xr[0.75]:.2f}× and {min(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}–"
               f"{max(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}×, still {ev('w8-b64', 0.75)['accuracy']:.1%} accuracy)"]
@@ -190,13 +202,9 @@ def test_chapter9_quotes_the_third_cpu():
                f"the best distance stayed at {r1(tuned)} with guidance tuned, as the Xeon's 16-minute runs did "
                f"({r1(xeon16)})"]
     assert sum(x > 1.25 for x in real) == 4 and len(real) == 10
-    md = ' '.join(' '.join(''.join(c['source']) for c in json.loads((ROOT / 'nbs' / '09_mnist.ipynb').read_text())['cells']
-                           if c['cell_type'] == 'markdown').split())
+    md = _text('nbs/09_mnist.ipynb')
     missing = [q for q in quoted if q not in md]
     assert not missing, missing
-
-
-def _flat(text: str) -> str: return ' '.join(text.split())
 
 
 def test_the_class_mix_figures_are_the_files():
@@ -226,10 +234,22 @@ def test_the_class_mix_figures_are_the_files():
                         f"({rng([d['held_out_accuracy'] for d in ys], '{:.1%}').replace('%–', '–')})",
                         f"{r['w8-b64']['training']['images_per_s']:,.0f} images/s"]
     readme = shared + [f"against {old(1.0)}/{old(1.0, 1)} and {old(0.5)}/{old(0.5, 1)} with random"]
-    md = _flat(' '.join(''.join(c['source']) for c in json.loads((ROOT / 'nbs' / '09_mnist.ipynb').read_text())['cells']
-                        if c['cell_type'] == 'markdown'))
-    for text, quoted in ((md, chapter), (_flat((ROOT / 'README.md').read_text()), readme)):
+    md = _text('nbs/09_mnist.ipynb')
+    for text, quoted in ((md, chapter), (_text('README.md'), readme)):
         missing = [q for q in quoted if q not in text]
         assert not missing, missing
-    workshop = _flat((ROOT / 'workshop' / 'README.md').read_text())
+    workshop = _text('workshop/README.md')
     assert f"{float(new(1.0)[:-1]):.1f}× at guidance 1 and {float(new(0.5)[:-1]):.1f}× at 0.5" in workshop
+
+
+def test_the_held_out_class_counts_are_the_data():
+    "The class counts quoted for the held-out fifth (chapters 8 and 9, the README) are the held-out labels' own."
+    import pytest, torch
+    from ddpm_nb.data import load_splits
+    root = ROOT.parent / 'shared' / 'data' / 'mnist'
+    if not root.exists(): pytest.skip(f'no MNIST files at {root}')
+    counts = torch.bincount(load_splits('mnist', root, 28, allow_test_as_train=True).heldout.labels).tolist()
+    quoted = f"{counts[6]} sixes"
+    for rel in ('nbs/08_evaluate.ipynb', 'nbs/09_mnist.ipynb', 'README.md'):
+        assert quoted in _text(rel) and f"{counts[3]} threes" in _text(rel), rel
+    assert (min(counts), max(counts)) == (counts[6], counts[3])      # the fewest and the most, as the text implies
