@@ -295,7 +295,8 @@ def classwise(facts):
     """The class-mix check (tools/workshop_search/classwise-*.json): real digits a retrained classifier never saw,
     scored as a perfect generator's samples, and the recipe (`w8-b64`), each measured against class-by-class halves
     of the held-out digits and against random halves (the protocol until 2026-12-02)."""
-    f = next(iter(sorted((RES.parent / 'tools' / 'workshop_search').glob('classwise-*.json'))), None)
+    files = sorted((RES.parent / 'tools' / 'workshop_search').glob('classwise-*.json'))
+    f = next((f for f in files if 'yardstick' in json.loads(f.read_text())), None)    # the file with the yardstick
     if f is None: return
     doc = json.loads(f.read_text())
     ys = [d for blk in doc.get('yardstick', []) for d in blk['rows'][0]['draws']]

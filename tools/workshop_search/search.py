@@ -6,6 +6,7 @@
     python tools/workshop_search/search.py score NAME [--base B] [--evals ...] [--seed S]   # NAME's latest run again
     python tools/workshop_search/search.py baseline [--base B]   # real training images scored as if samples
     python tools/workshop_search/search.py yardstick [--base B] [--draws 5] [--seed FIRST]   # images it never saw
+    python tools/workshop_search/search.py references NAME [--evals ...]   # held-out vs training-digit reference
     (any of them with --results FILE: read and append there instead of the base's results.json; one file per machine)
 
 `probe` times each variant's real training step and sampling call on this machine (run it on an otherwise idle
@@ -19,7 +20,9 @@ run again and replaces that row's evals of the same settings: for a metric added
 the same samples), or with `--seed` for another draw of samples. `baseline` scores class-balanced real training
 images as if they were samples: a yardstick for the Fréchet target. `yardstick` scores what a perfect model would
 draw: real training images that the classifier never saw (it is retrained without them, each draw), beside images
-it did see, by the same classifier. Variants are preset overrides of the base, listed in BASES below.
+it did see, by the same classifier. `references` scores one draw of samples of a variant's latest checkpoint per
+setting against the held-out and against the training images: could a choice of guidance skip the held-out ones?
+Variants are preset overrides of the base, listed in BASES below.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -30,6 +33,9 @@ from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.precision import cpu_info, time_calls
 from ddpm_nb.metrics import evaluate_checkpoint, classifier_for, classifier_frechet, train_classifier, class_accuracy
 from ddpm_nb.data import load_splits, ImageDataset
+from ddpm_nb.checkpoint import load_model
+from ddpm_nb.metrics import sample_balanced
+from ddpm_nb.precision import sampling_precision, for_sampling
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for the keys the preset has changed over time
@@ -55,6 +61,8 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w8-b64-long': dict(base_channels=8, batch_size=64),  # the recipe, run with a longer --minutes
     'w8-b64-short': dict(base_channels=8, batch_size=64), # the recipe, run with a shorter --minutes
     'w12-b64-long': dict(base_channels=12, batch_size=64),
+    'w8-b64-n3500': dict(base_channels=8, batch_size=64),   # the recipe, run with --steps 3500 (a slow laptop's 8 min)
+    'w8-b64-n12000': dict(base_channels=8, batch_size=64),  # ... and --steps 12000 (a fast one's)
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
     'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
@@ -167,6 +175,29 @@ def score(base, name, evals, data_root, n, seed=0):
     rows[-1]['scored'] = time.strftime('%Y-%m-%d %H:%M')
     results.write_text(json.dumps(doc, indent=1) + '\n')
 
+def references(base, name, evals, data_root, n, seed=0):
+    """Could the guidance be chosen without the held-out digits? For each steps:guidance, one draw of n samples of
+    `name`'s checkpoint is scored class by class against two references: the held-out fifth (as `evaluate` does) and
+    the training digits the model learnt from (which a choice made at the end of training may use)."""
+    ckpt = ROOT / 'outputs' / 'search' / base / name / 'ckpt.pt'
+    model, diffusion, p = load_model(ckpt)
+    s = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train='--allow-test-as-train' in BASES[base][3])
+    clf, rows = classifier_for(p.dataset, splits=s, progress=False), []
+    for ev in evals:
+        st, w = ev.split(':')
+        prec = sampling_precision(model, p.sample_precision, 250, float(w))
+        x, y, info = sample_balanced(for_sampling(model, prec['chosen']), diffusion, p, n, 'ddim', int(st), float(w),
+                                     seed, progress=False)
+        row = dict(sampler=f"DDIM {st}", guidance=float(w), seed=seed, precision=prec['chosen'],
+                   accuracy=class_accuracy(clf, x, y)['overall'], sampling_s=info['sampling_time_s'])
+        for ref, ds in (('heldout', s.heldout), ('train', s.train)):
+            f = classifier_frechet(clf, x, ds.images, seed=seed, splits=10, fake_labels=y, real_labels=ds.labels)
+            row[ref] = dict(fd_mean=round(f['fd_mean'], 4), floor_mean=round(f['floor_mean'], 4),
+                            ratio_of_means=round(f['ratio_of_means'], 3))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return dict(variant=name, checkpoint=str(ckpt.relative_to(ROOT)), n=n, rows=rows)
+
 def _balanced(order, labels, n, classes):
     "The first n // classes positions of each class, in `order`."
     return torch.cat([order[labels[order] == c][:n // classes] for c in range(classes)])
@@ -235,7 +266,8 @@ def save(base, kind, rows):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('what', choices=['probe', 'run', 'score', 'baseline', 'yardstick'])
+    ap.add_argument('what', choices=['probe', 'run', 'score', 'baseline', 'yardstick',
+                                         'references'])
     ap.add_argument('name', nargs='?', help='the variant to run')
     ap.add_argument('--base', choices=list(BASES), default='workshop', help='the preset the variants override')
     ap.add_argument('--variants', default=None, help="probe: comma-separated variants (default: all the base's)")
@@ -264,6 +296,9 @@ if __name__ == '__main__':
         save(a.base, 'yardstick', [yardstick(a.base, a.data_root or data_root, a.n, a.draws, a.seed)])
     else:
         if a.name not in variants: ap.error(f"unknown variant {a.name!r} of {a.base}: one of {', '.join(variants)}")
+        if a.what == 'references':
+            sys.exit(save(a.base, 'references', [references(a.base, a.name, a.evals.split(','), a.data_root or data_root,
+                                                             a.n, a.seed)]))
         if a.what == 'score': sys.exit(score(a.base, a.name, a.evals.split(','), a.data_root or data_root, a.n, a.seed))
         save(a.base, 'runs', [run(a.base, a.name, a.minutes, a.steps, a.evals.split(','), a.data_root or data_root,
                                   a.n, a.equal_minutes)])
