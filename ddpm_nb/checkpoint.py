@@ -78,10 +78,15 @@ def finite_weights(weights: dict) -> list[str]:
     return [k for k, v in weights.items()
             if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
+# %% ../nbs/06d_checkpoint.ipynb #c0a69be7
 def load_model(path, use_ema: bool = True, device=None) -> tuple[UNet, Diffusion, Preset]:
-    "(network in eval mode, its Diffusion, its Preset) from a checkpoint; EMA weights unless `use_ema=False`."
+    """(network in eval mode, its Diffusion, its Preset) from a checkpoint; EMA weights unless `use_ema=False`. A
+    guidance weight chosen for these very weights (`choose_guidance`, chapter 8: same training step) replaces the
+    preset's in the recipe."""
     state = load_checkpoint(path)
     p = preset_from_checkpoint(state, path)
+    if isinstance(choice := state.get('guidance_choice'), dict) and choice.get('step') == state.get('step'):
+        p = p.replace(guidance=float(choice['guidance']))
     model, which = UNet.from_preset(p), 'ema' if use_ema else 'model'
     try: model.load_state_dict(state[which])
     except (RuntimeError, KeyError) as e:

@@ -15,14 +15,14 @@ from .presets import Preset, check_choice
 from .elbo import bpd_of_dataset
 from .diffusion import Diffusion
 from .data import ImageDataset, Splits, load_splits, default_cache_dir, atomic_write
-from .checkpoint import load_model, update_card
+from .checkpoint import load_model, update_card, load_checkpoint, save_checkpoint, RunLock
 from .precision import for_sampling, sampling_precision, resolve_device
 
 # %% auto #0
 __all__ = ['INCEPTION_URL', 'Metric', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'classifier_for',
            'frechet_distance', 'feature_stats', 'classifier_frechet', 'nearest', 'memorisation', 'MetricUnavailable',
            'inception_weights_path', 'inception_network', 'inception_stats', 'inception_fid', 'bits_per_dim',
-           'sample_balanced', 'evaluate_checkpoint']
+           'sample_balanced', 'evaluate_checkpoint', 'choose_guidance']
 
 # %% ../nbs/08_evaluate.ipynb #6263bdb4
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -208,7 +208,6 @@ def _class_halves(labels: torch.Tensor, n: int, seed: int):
         a.append(idx[:h])
         b.append(idx[h:2 * h])
     return torch.cat(a), torch.cat(b)
-
 
 # %% ../nbs/08_evaluate.ipynb #3b6e25ac
 def _weighted_stats(f: torch.Tensor, labels: torch.Tensor, share: torch.Tensor):
@@ -491,3 +490,65 @@ def _trained_on_test(ckpt: Path) -> bool:
     "Whether the run card says the run trained on a test split minus every k-th image (its held-out part)."
     try: return bool(json.loads((ckpt.parent / 'card.json').read_text()).get('data', {}).get('every_kth'))
     except (OSError, ValueError, AttributeError): return False
+
+# %% ../nbs/08_evaluate.ipynb #fb74d6d2
+def _check_guidances(guidances) -> list[float]:
+    ws = [float(w) for w in guidances]
+    if not ws or not all(math.isfinite(w) and w >= 0 for w in ws) or len(set(ws)) < len(ws):
+        raise ValueError(f"guidances {list(guidances)}: give distinct finite weights >= 0, at least one")
+    return ws
+
+def _pick(table: list[dict], min_accuracy: float | None) -> dict:
+    "The row with the lowest ratio among those at `min_accuracy` or above; if none is, the most accurate row."
+    ok = [r for r in table if min_accuracy is None or r['accuracy'] >= min_accuracy]
+    if ok: return min(ok, key=lambda r: r['ratio_of_means'])
+    return max(table, key=lambda r: (r['accuracy'], -r['ratio_of_means']))
+
+# %% ../nbs/08_evaluate.ipynb #b6e42e9d
+def _choose(ckpt: Path, ws: list[float], n, data_root, allow_test_as_train, seed, batch_size, cache_dir, classifier_kw,
+            device, progress, min_accuracy) -> dict:
+    "The table of `choose_guidance` and its winner, written nowhere."
+    dev = resolve_device(device)
+    model, diffusion, p = load_model(ckpt, device=dev)
+    if model.num_classes is None or p.p_uncond == 0:
+        raise ValueError("choosing a guidance weight needs a class-conditional model trained with p_uncond > 0")
+    if allow_test_as_train is None: allow_test_as_train = _trained_on_test(ckpt)
+    splits = load_splits(p.dataset, data_root, p.image_size, allow_test_as_train)
+    clf = classifier_for(p.dataset, cache_dir=cache_dir, device=dev, progress=progress, splits=splits,
+                         **(classifier_kw or {}))
+    rec, tr, table = p.sampling(), splits.train, []
+    for w in tqdm(ws, disable=not progress, desc='guidance', leave=False):
+        prec = sampling_precision(model, rec['precision'], batch_size, w)
+        x, y, info = sample_balanced(for_sampling(model, prec['chosen']), diffusion, p, n, rec['sampler'],
+                                     rec['steps'], w, seed, batch_size, progress=False)
+        f = classifier_frechet(clf, x, tr.images, seed=seed, splits=10, fake_labels=y, real_labels=tr.labels)
+        table.append(dict(guidance=w, ratio_of_means=f['ratio_of_means'], fd_mean=f['fd_mean'],
+                          floor_mean=f['floor_mean'], accuracy=class_accuracy(clf, x, y)['overall'],
+                          sampling_time_s=info['sampling_time_s'], precision=prec['chosen']))
+    rule = 'lowest ratio_of_means' + (f" among accuracy >= {min_accuracy:g} (else the most accurate)"
+                                      if min_accuracy is not None else '')
+    return dict(guidance=_pick(table, min_accuracy)['guidance'], previous=p.guidance,
+                step=load_checkpoint(ckpt).get('step'), reference=tr.name, rule=rule, sampler=rec['sampler'],
+                steps=rec['steps'], n=n, seed=seed, table=table)
+
+# %% ../nbs/08_evaluate.ipynb #3a1c211f
+def choose_guidance(ckpt, guidances=(0.5, 0.75, 1.0, 1.5), n: int = 1000, data_root=None,
+                    allow_test_as_train: bool | None = None, seed: int = 0, batch_size: int = 250, cache_dir=None,
+                    classifier_kw: dict | None = None, device=None, progress: bool = True, write: bool = True,
+                    min_accuracy: float | None = None) -> dict:
+    """The guidance weight whose `n` class-balanced samples lie nearest the *training* images (class-by-class Fréchet
+    ratio over 10 halvings, with the recipe's sampler), among those whose samples the classifier reads at
+    `min_accuracy` or better if given; no held-out image enters the choice. With `write`, the
+    checkpoint keeps it as its recipe's guidance (for its training `step` only) and the card records it; the run
+    folder is locked throughout, so a training run there is refused at once rather than after the sampling."""
+    ws, ckpt = _check_guidances(guidances), Path(ckpt)
+    if min_accuracy is not None and not 0 <= min_accuracy <= 1:
+        raise ValueError(f"min_accuracy {min_accuracy}: give a fraction in 0..1 (e.g. 0.99), or None")
+    args = (ckpt, ws, n, data_root, allow_test_as_train, seed, batch_size, cache_dir, classifier_kw, device, progress,
+            min_accuracy)
+    if not write: return _choose(*args)
+    with RunLock(ckpt.parent):
+        choice = _choose(*args)
+        save_checkpoint({**load_checkpoint(ckpt), 'guidance_choice': choice}, ckpt)
+    update_card(ckpt.parent / 'card.json', lambda c: {**c, 'guidance_choice': choice})
+    return choice

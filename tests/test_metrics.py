@@ -229,3 +229,24 @@ def test_evaluate_checkpoint_writes_card(tmp_path):
         evaluate_checkpoint(run / 'ckpt.pt', metrics=['accuracy'], precision='fp16', cache_dir=tmp_path / 'cache')
     with pytest.raises(MetricUnavailable):
         evaluate_checkpoint(run / 'ckpt.pt', metrics=['fid'], fid_weights=tmp_path / 'none.pth')
+
+
+# --- choose_guidance ---------------------------------------------------------------------------------------------------
+
+def test_choose_guidance_refuses_what_it_cannot_choose_for(tmp_path):
+    from ddpm_nb.checkpoint import CheckpointError, RunLock
+    from ddpm_nb.metrics import choose_guidance
+    p = load_preset('digits', image_size=8, base_channels=8, channel_mults=(1, 2), T=20, batch_size=16, steps=3)
+    for name, kw in [('plain', dict(p_uncond=0.0)), ('guided', {})]:
+        Trainer(p.replace(**kw), load_digits(8), tmp_path / name, progress=False, ckpt_every=0).fit()
+    with pytest.raises(ValueError, match='p_uncond > 0'):                      # no unconditional model to guide with
+        choose_guidance(tmp_path / 'plain' / 'ckpt.pt', progress=False)
+    for bad in [(), (1.0, float('nan')), (-0.5,), (1.0, 1.0)]:
+        with pytest.raises(ValueError, match='distinct finite weights'):
+            choose_guidance(tmp_path / 'guided' / 'ckpt.pt', bad, progress=False)
+    ck = tmp_path / 'guided' / 'ckpt.pt'
+    before = ck.read_bytes()
+    with RunLock(ck.parent), pytest.raises(CheckpointError):                  # a run training in that folder now
+        choose_guidance(ck, (0.0, 1.0), n=20, batch_size=20, cache_dir=tmp_path / 'cache',
+                        classifier_kw=dict(steps=20), progress=False)
+    assert ck.read_bytes() == before and 'guidance_choice' not in json.loads((ck.parent / 'card.json').read_text())

@@ -63,6 +63,7 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w12-b64-long': dict(base_channels=12, batch_size=64),
     'w8-b64-n3500': dict(base_channels=8, batch_size=64),   # the recipe, run with --steps 3500 (a slow laptop's 8 min)
     'w8-b64-n12000': dict(base_channels=8, batch_size=64),  # ... and --steps 12000 (a fast one's)
+    'w8-b64-n7000': dict(base_channels=8, batch_size=64),   # ... and --steps 7000: a third model to test a rule on
 }
 CIFAR10_CPU = {                                           # name: overrides of the [cifar10-cpu] preset
     'D': {},                                              # the recipe: base 32, mults 1,2,4, 1 block, 2x2 patches
