@@ -253,3 +253,29 @@ def test_the_held_out_class_counts_are_the_data():
     for rel in ('nbs/08_evaluate.ipynb', 'nbs/09_mnist.ipynb', 'README.md'):
         assert quoted in _text(rel) and f"{counts[3]} threes" in _text(rel), rel
     assert (min(counts), max(counts)) == (counts[6], counts[3])      # the fewest and the most, as the text implies
+
+
+def test_the_guidance_choice_figures_are_the_files():
+    "The README's and chapter 9's figures for `ddpm-nb tune`, read back from the tune and rule files."
+    tune = json.loads((SEARCH / 'tune-epyc-avx2-2026-12-03.json').read_text())
+    runs = {r['variant']: r for r in tune['runs']}
+    after = runs['w8-b64-n12000']['eval_after_tune']
+    ref = {r['variant']: r['rows'] for blk in json.loads((SEARCH / 'references-epyc-avx2-2026-12-03.json').read_text())
+           ['references'] for r in blk['rows']}
+    rule = {r['variant']: r['rows'] for blk in json.loads((SEARCH / 'rule-epyc-avx2-2026-12-03.json').read_text())
+            ['references'] for r in blk['rows']}
+    held = lambda rows, w: next(e for e in rows if e['guidance'] == w)
+    best12 = held(ref['w8-b64-n12000'], 0.75)['heldout']['ratio_of_means']
+    r7 = held(rule['w8-b64-n7000'], 0.75)
+    quoted = [f"kept {runs['w8-b64-n3500']['guidance_choice']['guidance']:g} and chose "
+              f"{runs['w8-b64-n12000']['guidance_choice']['guidance']:g}, in {runs['w8-b64-n3500']['tune_wall_s']:.0f} s "
+              f"and {runs['w8-b64-n12000']['tune_wall_s']:.0f} s",
+              f"drew at {after['guidance']:g} by itself: {after['heldout_ratio_of_means']:.2f}× the floor, "
+              f"{after['accuracy']:.1%} accuracy, {after['heldout_ratio_of_means'] / best12 - 1:.0%} above the held-out "
+              f"best of {best12:.2f}× at 0.75",
+              f"the held-out best there ({r7['heldout']['ratio_of_means']:.2f}×, {r7['accuracy']:.1%})"]
+    missing = [q for q in quoted if q not in _text('README.md')]
+    assert not missing, missing
+    chapter = _text('nbs/09_mnist.ipynb')
+    assert f"scored {after['heldout_ratio_of_means']:.2f}× against the held-out fifth at {after['accuracy']:.1%}" in chapter
+    assert f"({r7['heldout']['ratio_of_means']:.2f}×, at {r7['accuracy']:.1%} accuracy" in chapter
