@@ -61,3 +61,6 @@ def test_facts_hold_the_search_files_as_they_are():
     mf.classwise(fresh)                                           # the class-mix table and slide
     assert fresh['classwise']['draws'] >= 15 and len(fresh['classwise']['recipe']) == 8
     assert committed['classwise'] == fresh['classwise'], "rerun resources/src/make_figures.py"
+    mf.guidance_choice(fresh)                                     # the report's table of tune's choices
+    assert [r['steps'] for r in fresh['guidance_choice']['models']] == [3500, 7000, 12000]
+    assert committed['guidance_choice'] == fresh['guidance_choice'], "rerun resources/src/make_figures.py"

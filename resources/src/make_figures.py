@@ -29,6 +29,7 @@ from ddpm_nb.data import load_digits
 from ddpm_nb.analytic import GaussianMixture
 from ddpm_nb.checkpoint import load_model
 from ddpm_nb.viz import image_grid
+from ddpm_nb.metrics import _pick
 
 RES = Path(__file__).resolve().parents[1]          # resources/
 FIG = RES / 'src' / 'figures'
@@ -265,6 +266,30 @@ def machine(card: dict) -> str:
     env = card.get('environment', {})
     cpu = env.get('cpu', {}).get('model')
     return f"{cpu}, {env['cpu']['cores']} cores" if cpu else f"{env.get('device', '?')} (CPU model not recorded)"
+
+def guidance_choice(facts):
+    """`ddpm-nb tune`'s choice on three fixed-step models (tools/workshop_search/references-, rule- and tune-*.json):
+    the weight the training digits pick, the one they pick among weights at 99% accuracy or more (`_pick`, the
+    library's rule), and the held-out best, each with its held-out score; and tune's own record."""
+    d = RES.parent / 'tools' / 'workshop_search'
+    files = ['references-epyc-avx2-2026-12-03.json', 'rule-epyc-avx2-2026-12-03.json', 'tune-epyc-avx2-2026-12-03.json']
+    if not all((d / f).exists() for f in files): return
+    docs = [json.loads((d / f).read_text()) for f in files]
+    rows = {r['variant']: r['rows'] for doc in docs[:2] for blk in doc['references'] for r in blk['rows']}
+    models = []
+    for v, es in sorted(rows.items(), key=lambda kv: int(kv[0].split('-n')[1])):
+        es = [e for e in es if e['guidance'] in (0.5, 0.75, 1.0, 1.5)]          # the weights tune tries
+        t = [dict(guidance=e['guidance'], accuracy=e['accuracy'], ratio_of_means=e['train']['ratio_of_means']) for e in es]
+        held = {e['guidance']: e for e in es}
+        ws = dict(plain=_pick(t, None)['guidance'], floor=_pick(t, 0.99)['guidance'],
+                  best=min(held, key=lambda w: held[w]['heldout']['ratio_of_means']))
+        models.append(dict(steps=int(v.split('-n')[1]), **{k: dict(guidance=w, heldout=held[w]['heldout']['ratio_of_means'],
+                                                                      accuracy=held[w]['accuracy']) for k, w in ws.items()}))
+    m = docs[0]['references'][0]['machine']
+    tune = docs[2]
+    facts['guidance_choice'] = dict(
+        machine=f"{short_cpu(m['model'])}, {bf16_units(m['flags'])}, {m['cores']} cores", models=models,
+        tune_wall_s=[r['tune_wall_s'] for r in tune['runs']], eval_after=tune['runs'][-1]['eval_after_tune'])
 
 def short_cpu(model: str) -> str: return ' '.join(model.replace('(R)', '').replace('Processor', '').split())
 
@@ -972,6 +997,7 @@ def main(argv=None):
         runs_of(facts)
         recipe_machines(facts)
         classwise(facts)
+        guidance_choice(facts)
         measured_speed(facts)
     if args.only != 'book':
         with plt.rc_context(SLIDE_RC):
