@@ -1,5 +1,6 @@
 """The README's table of the recorded workshop run quotes its card: if the run is re-recorded and the README is
-not updated (or the other way round), this fails."""
+not updated (or the other way round), this fails. The run recorded before it (2026-12-01, random halves) keeps its
+card as resources/workshop/card-2026-12-01.json, which the comparisons with the search runs of that time quote."""
 import json
 from pathlib import Path
 
@@ -35,13 +36,20 @@ def test_readme_quotes_the_workshop_card():
     tr, m = card['training'], card['metrics']
     fd = m['frechet']
     smp = m['accuracy']['samples']
+    table = card['guidance_choice']['table']                       # what tune scored, the weight it kept and the next
+    chosen, runner_up = sorted(table, key=lambda r: r['ratio_of_means'])[:2]
+    assert card['guidance_choice']['step'] == tr['step'] and chosen['guidance'] == smp['guidance'], "eval used tune's weight"
     quoted = [f"{tr['train_time_s'] / 60:.1f} min of the {tr['budget_minutes']:g}-minute budget",
               f"{tr['step']:,} steps of batch {card['preset']['batch_size']}",
               f"{tr['images_per_s']} images/s", f"{card['parameters'] / 1e6:.2f}M parameters",
               f"**{m['accuracy']['overall']:.1%}** (DDIM {smp['steps']} steps, guidance w = {smp['guidance']:g})",
               f"{fd['fd']:.2f} / {fd['floor']:.2f} = {fd['fd'] / fd['floor']:.2f}× on the first halving",
               f"{fd['fd_mean']:.2f} / {fd['floor_mean']:.2f} = **{fd['ratio_of_means']:.2f}×** as the means over "
-              f"{fd['splits']} halvings",
+              f"{fd['splits']} halvings ({fd['classes_ignored']['ratio_of_means']:.2f}× with random halves",
+              f"{card['guidance_choice']['guidance']:g}, chosen by `ddpm-nb tune` from "
+              + ', '.join(f"{r['guidance']:g}" for r in table[:-1]) + f" and {table[-1]['guidance']:g} against the "
+              f"training digits ({chosen['ratio_of_means']:.2f}× there; {runner_up['ratio_of_means']:.2f}× at "
+              f"{runner_up['guidance']:g})",
               f"{m['memorisation']['median_ratio']:.2f} (no copying)",
               f"**{smp['sampling_time_s']:.0f} s** (DDIM {smp['steps']} with guidance",
               f"2-core **{card['environment']['cpu']['model']}**"]
@@ -50,14 +58,20 @@ def test_readme_quotes_the_workshop_card():
 
 
 def test_readme_quotes_the_workshop_search():
-    "The README's three base-8 runs (search seeds 0 and 1, the recorded run) match results.json and the card."
+    """The README's three base-8 runs (search seeds 0 and 1, the first recorded run, measured with random halves)
+    match results.json and that run's card, kept as card-2026-12-01.json."""
     doc = json.loads((ROOT / 'tools' / 'workshop_search' / 'results.json').read_text())
-    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card-2026-12-01.json').read_text())
     def first_draw(variant):
         rows = [r for blk in doc['runs'] for r in blk['rows'] if r['variant'] == variant]
         return next(e['ratio_of_means'] for e in rows[-1]['evals']
                     if (e['sampler'], e['guidance'], e.get('seed', 0)) == ('DDIM 20', 1.0, 0))
     runs = [first_draw('w8-b64'), first_draw('w8-b64-s1'), card['metrics']['frechet']['ratio_of_means']]
+    first = card['metrics']
+    quoted_first = (f"{card['training']['step']:,} steps; its card is kept", f"random halves: "
+                    f"{first['frechet']['ratio_of_means']:.2f}×, {first['accuracy']['overall']:.1%}, "
+                    f"{first['accuracy']['samples']['sampling_time_s']:.0f} s")
+    assert all(q in _text('README.md') for q in quoted_first), quoted_first
     quoted = f"landed at {runs[0]:.1f}×, {runs[1]:.1f}× and {runs[2]:.1f}× that"
     assert quoted in _text('README.md'), quoted
 
@@ -66,6 +80,7 @@ def test_the_recorded_run_was_evaluated_on_held_out_digits():
     "The card's quality figures must come from digits the run never trained on (issue #16)."
     card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
     assert card['data']['every_kth'] and 'held out' in card['metrics']['frechet']['reference']
+    assert card['metrics']['frechet']['halves'].startswith('class by class')      # chapter 8: like with like
     assert card['metrics']['memorisation']['heldout'] == card['data']['heldout']
 
 
@@ -139,6 +154,12 @@ def test_readme_quotes_the_third_cpu():
               f"(on those two machines {xr[0.75]:.2f}× and {min(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}–"
               f"{max(rm('w8-b64', 0.75, s) for s in (0, 1)):.2f}×, still {ev('w8-b64', 0.75)['accuracy']:.1%} accuracy)"]
     assert _ev(xeon, 'w8-b64', 0.75)['accuracy'] == ev('w8-b64', 0.75)['accuracy']   # "still 99.4%": on both machines
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())   # and the recorded run
+    fd, tr = card['metrics']['frechet'], card['training']
+    quoted.append(f"reached {tr['step']:,} steps; `ddpm-nb tune` kept guidance {card['guidance_choice']['guidance']:g} "
+                  f"for it, and it drew {card['metrics']['accuracy']['overall']:.1%} of its digits in the right class at "
+                  f"{fd['classes_ignored']['ratio_of_means']:.1f}× the Fréchet floor with random halves "
+                  f"({fd['ratio_of_means']:.2f}× class by class)")
     missing = [q for q in quoted if q not in workshop]
     assert not missing, missing
 
@@ -153,7 +174,7 @@ def test_chapter9_quotes_the_third_cpu():
     rm = lambda m, v, w, s=0: f"{ev(m, v, w, s)['ratio_of_means']:.2f}×"
     acc = lambda m, v, w, s=0: f"{ev(m, v, w, s)['accuracy']:.1%}"
     two = lambda m, v, w: f"{rm(m, v, w)} and {rm(m, v, w, 1)}"
-    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card-2026-12-01.json').read_text())   # the first recording
     r8, pr = third['w8-b64'], third['w8-b64']['precision']['seconds_per_call']
     probe = {r['variant']: r['train_images_per_s']['fp32'] for blk in files['third']['probe'] for r in blk['rows']}
     memo = lambda v: [e['memorisation_ratio'] for e in third[v]['evals']]
@@ -161,7 +182,7 @@ def test_chapter9_quotes_the_third_cpu():
     lo_hi = lambda xs: f"{min(xs):.2f}–{max(xs):.2f}"
     quoted = [f"({pr['bf16']:.3f} against {pr['fp32']:.3f} s per training step",
               f"bought {r8['training']['step']:,} steps at {r8['training']['images_per_s']:,.0f} images/s: "
-              f"{r8['training']['step'] / card['training']['step']:.1f}× the recorded EPYC run's steps and "
+              f"{r8['training']['step'] / card['training']['step']:.1f}× the first recorded EPYC run's steps and "
               f"{r8['training']['step'] / xeon['w8-b64']['training']['step']:.1f}× the Xeon's",
               f"guided samples took {ev('third', 'w8-b64', 1.0)['sampling_s']:.0f} s",
               f"({probe['w8-b64']} against {probe['w12-b64']} images/s)",

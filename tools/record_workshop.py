@@ -1,8 +1,8 @@
 """Record the CPU workshop run (chapter 9) as a learner runs it: train the `workshop` preset in its time budget on
-the MNIST digits it may train on (t10k minus every fifth, `--allow-test-as-train`), evaluate it on the held-out
-fifth with the recipe's sampler, and render the README's samples, GIFs and sampler comparison into
-resources/workshop/. Every command and setting used is written into the run's card (the machine is in
-`environment.cpu`).
+the MNIST digits it may train on (t10k minus every fifth, `--allow-test-as-train`), let it choose its guidance
+weight on those digits (`ddpm-nb tune`), evaluate it on the held-out fifth with the recipe's sampler at that weight,
+and render the README's samples, GIFs and sampler comparison into resources/workshop/. Every command and setting
+used is written into the run's card (the machine is in `environment.cpu`).
 
 Usage (from the repository root): python tools/record_workshop.py [--data-root ../shared/data/mnist] [--minutes M]
 (default: the preset's budget). Run it on an otherwise idle machine: the budget is wall-clock time.
@@ -20,18 +20,27 @@ from ddpm_nb.viz import save_gif, sequence_frames, image_grid, FrameText
 
 from ddpm_cli import sh                   # tools/ddpm_cli.py: run one ddpm-nb command, echoed
 
-ROWS = [('ancestral, 1000 steps', dict(sampler='ancestral')), ('DDIM, 50 steps', dict(sampler='ddim', steps=50)),
-        ('DDIM, 20 steps', dict(sampler='ddim', steps=20)), ('DDIM, 10 steps', dict(sampler='ddim', steps=10)),
-        ('DDIM 20, guidance 0.5', dict(sampler='ddim', steps=20, guidance=0.5)),
-        ('DDIM 20, guidance 1 (the recipe)', dict(sampler='ddim', steps=20, guidance=1.0)),
-        ('DDIM 20, guidance 3', dict(sampler='ddim', steps=20, guidance=3.0))]
+ROWS = [('ancestral 1000 steps, guidance 0', dict(sampler='ancestral')),
+        ('DDIM 50, guidance 0', dict(sampler='ddim', steps=50)),
+        ('DDIM 20, guidance 0', dict(sampler='ddim', steps=20)),
+        ('DDIM 10, guidance 0', dict(sampler='ddim', steps=10))]
+GUIDANCES = (0.5, 1.0, 3.0)              # DDIM 20 rows beside the recipe's own weight (the one `tune` stored)
+
+
+def rows(p) -> list:
+    "ROWS, then DDIM rows at GUIDANCES and at the recipe's weight, in order of weight; the recipe's row is marked."
+    ws = sorted({*GUIDANCES, p.guidance})
+    recipe = lambda w: ' (the recipe)' if w == p.guidance else ''
+    return ROWS + [(f'DDIM {p.sample_steps}, guidance {w:g}{recipe(w)}',
+                    dict(sampler='ddim', steps=p.sample_steps, guidance=w)) for w in ws]
 
 def sampler_comparison(model, diffusion, p, path, n_per=10):
-    "One row per sampler setting (ROWS), classes 0..9 left to right in each row, same seed; the seconds each took."
+    "One row per sampler setting (`rows(p)`), classes 0..9 left to right in each row, same seed; the seconds each took."
     y = torch.arange(n_per) % 10
-    fig, axs = plt.subplots(len(ROWS), 1, figsize=(6, 1.0 * len(ROWS) + 0.5))
+    settings = rows(p)
+    fig, axs = plt.subplots(len(settings), 1, figsize=(6, 1.0 * len(settings) + 0.5))
     timings = {}
-    for ax, (name, kw) in zip(axs, ROWS):
+    for ax, (name, kw) in zip(axs, settings):
         t0 = time.time()
         x = diffusion.sample(model, (n_per, p.channels, p.image_size, p.image_size), y,
                              generator=torch.Generator().manual_seed(0), **kw)
@@ -60,6 +69,8 @@ def main():
         cmds.append(sh('train', '--preset', 'workshop', '--presets', 'settings.ini', '--data-root', a.data_root,
                        '--allow-test-as-train', *budget, '--out', out, '--no-progress', '--log-every', 100,
                        '--ckpt-every', 500))
+    # the model chooses its guidance weight on the digits it trained on (chapter 8); eval, sample and the renders use it
+    cmds.append(sh('tune', '--ckpt', ckpt, '--data-root', a.data_root, '--allow-test-as-train', '--no-progress'))
     cmds.append(sh('eval', '--ckpt', ckpt, '--data-root', a.data_root, '--allow-test-as-train',
                    '--metrics', 'accuracy,frechet,memorisation', '--n', 1000, '--no-progress'))
     cmds.append(sh('sample', '--ckpt', ckpt, '--n', 100, '--out', out / 'samples.png', '--no-progress'))

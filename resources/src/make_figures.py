@@ -258,9 +258,16 @@ def sample_settings(card: dict) -> str:
     if cmd is None: return 'sampler settings not recorded in its card'
     get = lambda flag, default: cmd[cmd.index(flag) + 1] if flag in cmd else default
     sampler = get('--sampler', p.get('sampler') or 'ddim')
-    steps, w = get('--steps', p.get('sample_steps')), float(get('--guidance', p.get('guidance') or 0))
-    return (f"{'DDIM' if sampler == 'ddim' else sampler} {steps} steps, guidance {w:g}, "
+    chosen = tuned_guidance(card)
+    w = float(get('--guidance', p.get('guidance') or 0 if chosen is None else chosen))
+    steps, how = get('--steps', p.get('sample_steps')), " (tune's choice)" if chosen is not None else ''
+    return (f"{'DDIM' if sampler == 'ddim' else sampler} {steps} steps, guidance {w:g}{how if '--guidance' not in cmd else ''}, "
             f"{'raw weights' if '--raw-weights' in cmd else 'EMA'}")
+
+def tuned_guidance(card: dict) -> float | None:
+    "The weight `ddpm-nb tune` stored for the card's final step (load_model applies it only then), else None."
+    choice = card.get('guidance_choice')
+    return choice['guidance'] if choice and choice.get('step') == card.get('training', {}).get('step') else None
 
 def machine(card: dict) -> str:
     env = card.get('environment', {})
@@ -359,12 +366,16 @@ def runs_of(facts):
                 ('training', f"{tr.get('step')} steps in {tr.get('wall_time_s', 0) / 60:.1f} min{budget}, {tr.get('images_per_s')} images/s ({tr.get('status')})")]
         if 'accuracy' in m:
             a = m['accuracy']; smp = a['samples']
+            if tuned_guidance(c) is not None:
+                rows.append(('guidance', f"{tuned_guidance(c):g}, chosen by ddpm-nb tune on the training images"))
             rows.append(('conditioning accuracy', f"{a['overall']:.1%} ({smp['n']} samples, {smp['sampler']} {smp['steps']} steps, guidance {smp['guidance']}, {smp['sampling_time_s']:.0f} s)"))
         if 'frechet' in m:
             f = m['frechet']
-            rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x; reference: {f.get('reference', '?')}"))
+            halves = ', halved class by class' if f.get('halves', '').startswith('class by class') else ''
+            rows.append(('Frechet distance / floor', f"{f['fd']:.2f} / {f['floor']:.2f} = {f['fd'] / f['floor']:.2f}x; reference: {f.get('reference', '?')}{halves}"))
             if 'splits' in f:                                             # chapter 8: means over halvings of the reference
-                rows.append((f"the same over {f['splits']} halvings", f"{f['fd_mean']:.2f} / {f['floor_mean']:.2f} = {f['ratio_of_means']:.2f}x"))
+                old = f" (random halves: {f['classes_ignored']['ratio_of_means']:.2f}x)" if 'classes_ignored' in f else ''
+                rows.append((f"the same over {f['splits']} halvings", f"{f['fd_mean']:.2f} / {f['floor_mean']:.2f} = {f['ratio_of_means']:.2f}x{old}"))
         if 'memorisation' in m:
             rows.append(('memorisation ratio', f"{m['memorisation']['median_ratio']:.2f} (nearest training image: samples vs held-out images)"))
         facts['runs'].append(dict(file=str(card.relative_to(RES)), fields=[[k, str(v)] for k, v in rows]))
@@ -498,16 +509,18 @@ def sfig_ddim(facts):
     "Slide 21: the workshop model, same seed, ancestral over 1000 steps and DDIM over 50, 20, 10 (no guidance)."
     ws = workshop_states()
     model, diffusion, p = ws['model'], ws['diffusion'], ws['preset']
-    rows = [('ancestral, 1000 steps', ws['states'][-1]['x'])]
+    rows = [('ancestral, 1000 steps', ws['states'][-1]['x'])]         # the slide's caption says: no guidance
     for k in (50, 20, 10):
         x = diffusion.sample(model, (10, p.channels, p.image_size, p.image_size), torch.arange(10), sampler='ddim', steps=k,
                              generator=torch.Generator().manual_seed(0))
         rows.append((f'DDIM, {k} steps', x))
+    card_row = {'ancestral, 1000 steps': 'ancestral 1000 steps, guidance 0'} | {f'DDIM, {k} steps': f'DDIM {k}, guidance 0'
+                                                                           for k in (50, 20, 10)}   # record_workshop's rows
     secs = json.loads((RES / 'workshop' / 'card.json').read_text())['renders']['sampler_comparison']['seconds']
     fig, axs = slide('slide_ddim', 5.4, 2.95, facts, len(rows), 1)
     for ax, (name, x) in zip(axs, rows):
         gray(ax, image_grid(x, 10)[..., 0] / 127.5 - 1)
-        ax.set_title(f"{name}: {secs[name]:.1f} s for 10 (recorded)", fontsize=13, loc='left')
+        ax.set_title(f"{name}: {secs[card_row[name]]:.1f} s for 10 (recorded)", fontsize=13, loc='left')
     return ssave(fig, 'slide_ddim')
 
 
