@@ -75,6 +75,12 @@ def _check_micro_batches(k, batch_size: int, world: int):
         raise ValueError(f"micro_batches={k!r}: expected an int >= 1 such that batch_size {batch_size} divides by "
                          f"processes x micro-batches ({world} x {k})")
 
+def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    "Adam with its fused kernel where this torch has one for the device (CUDA; CPU since torch 2.4), else the default."
+    params = list(params)
+    try: return torch.optim.Adam(params, lr=lr, fused=device.type in ('cuda', 'cpu'))
+    except RuntimeError: return torch.optim.Adam(params, lr=lr)               # no fused kernel here: foreach
+
 # %% ../nbs/07_train.ipynb #faa64caf
 class Trainer:
     "Train a UNet with a Diffusion from a preset on an in-memory dataset; checkpoints, log, samples and card in `out`."
@@ -95,7 +101,7 @@ class Trainer:
         self.model.to(memory_format=self.memory_format)
         self.diffusion, self.ema = Diffusion.from_preset(p), EMA(self.model, p.ema_decay)
         self.t_sampler = LossAwareSampler(p.T) if p.t_sampling == 'loss_aware' else None
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, fused=self.device.type == 'cuda')
+        self.opt = _adam(self.model.parameters(), p.lr, self.device)
         self.gen = torch.Generator().manual_seed(p.seed)
         self.batches = BatchSampler(data, p.batch_size, self.gen, self.rank, self.world)
         self.net = _Net(_wrap(self, compile), self.model)
