@@ -22,7 +22,7 @@ from .precision import for_sampling, sampling_precision, resolve_device
 __all__ = ['INCEPTION_URL', 'Metric', 'METRICS', 'Classifier', 'train_classifier', 'predict', 'class_accuracy', 'classifier_for',
            'frechet_distance', 'feature_stats', 'classifier_frechet', 'nearest', 'memorisation', 'MetricUnavailable',
            'inception_weights_path', 'inception_network', 'inception_stats', 'inception_fid', 'bits_per_dim',
-           'sample_balanced', 'evaluate_checkpoint', 'choose_guidance']
+           'sample_balanced', 'evaluate_checkpoint', 'pick_guidance', 'choose_guidance']
 
 # %% ../nbs/08_evaluate.ipynb #6263bdb4
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -498,8 +498,9 @@ def _check_guidances(guidances) -> list[float]:
         raise ValueError(f"guidances {list(guidances)}: give distinct finite weights >= 0, at least one")
     return ws
 
-def _pick(table: list[dict], min_accuracy: float | None) -> dict:
-    "The row with the lowest ratio among those at `min_accuracy` or above; if none is, the most accurate row."
+def pick_guidance(table: list[dict], min_accuracy: float | None) -> dict:
+    """`choose_guidance`'s rule on its table (rows of guidance, ratio_of_means, accuracy): the row with the lowest
+    ratio among those at `min_accuracy` or above (all rows if None); if none is, the most accurate row."""
     ok = [r for r in table if min_accuracy is None or r['accuracy'] >= min_accuracy]
     if ok: return min(ok, key=lambda r: r['ratio_of_means'])
     return max(table, key=lambda r: (r['accuracy'], -r['ratio_of_means']))
@@ -527,7 +528,7 @@ def _choose(ckpt: Path, ws: list[float], n, data_root, allow_test_as_train, seed
                           sampling_time_s=info['sampling_time_s'], precision=prec['chosen']))
     rule = 'lowest ratio_of_means' + (f" among accuracy >= {min_accuracy:g} (else the most accurate)"
                                       if min_accuracy is not None else '')
-    return dict(guidance=_pick(table, min_accuracy)['guidance'], previous=p.guidance,
+    return dict(guidance=pick_guidance(table, min_accuracy)['guidance'], previous=p.guidance,
                 step=load_checkpoint(ckpt).get('step'), reference=tr.name, rule=rule, sampler=rec['sampler'],
                 steps=rec['steps'], n=n, seed=seed, table=table)
 

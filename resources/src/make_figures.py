@@ -29,7 +29,7 @@ from ddpm_nb.data import load_digits
 from ddpm_nb.analytic import GaussianMixture
 from ddpm_nb.checkpoint import load_model
 from ddpm_nb.viz import image_grid
-from ddpm_nb.metrics import _pick
+from ddpm_nb.metrics import pick_guidance
 
 RES = Path(__file__).resolve().parents[1]          # resources/
 FIG = RES / 'src' / 'figures'
@@ -276,7 +276,7 @@ def machine(card: dict) -> str:
 
 def guidance_choice(facts):
     """`ddpm-nb tune`'s choice on three fixed-step models (tools/workshop_search/references-, rule- and tune-*.json):
-    the weight the training digits pick, the one they pick among weights at 99% accuracy or more (`_pick`, the
+    the weight the training digits pick, the one they pick among weights at 99% accuracy or more (`pick_guidance`, the
     library's rule), and the held-out best, each with its held-out score; and tune's own record."""
     d = RES.parent / 'tools' / 'workshop_search'
     files = ['references-epyc-avx2-2026-12-03.json', 'rule-epyc-avx2-2026-12-03.json', 'tune-epyc-avx2-2026-12-03.json']
@@ -288,7 +288,7 @@ def guidance_choice(facts):
         es = [e for e in es if e['guidance'] in (0.5, 0.75, 1.0, 1.5)]          # the weights tune tries
         t = [dict(guidance=e['guidance'], accuracy=e['accuracy'], ratio_of_means=e['train']['ratio_of_means']) for e in es]
         held = {e['guidance']: e for e in es}
-        ws = dict(plain=_pick(t, None)['guidance'], floor=_pick(t, 0.99)['guidance'],
+        ws = dict(plain=pick_guidance(t, None)['guidance'], floor=pick_guidance(t, 0.99)['guidance'],
                   best=min(held, key=lambda w: held[w]['heldout']['ratio_of_means']))
         models.append(dict(steps=int(v.split('-n')[1]), **{k: dict(guidance=w, heldout=held[w]['heldout']['ratio_of_means'],
                                                                       accuracy=held[w]['accuracy']) for k, w in ws.items()}))
