@@ -300,3 +300,13 @@ def test_the_guidance_choice_figures_are_the_files():
     chapter = _text('nbs/09_mnist.ipynb')
     assert f"scored {after['heldout_ratio_of_means']:.2f}× against the held-out fifth at {after['accuracy']:.1%}" in chapter
     assert f"({r7['heldout']['ratio_of_means']:.2f}×, at {r7['accuracy']:.1%} accuracy" in chapter
+
+
+def test_bench_readme_quotes_the_workshop_step_file():
+    "bench/README.md's fused-Adam figures are bench/results/workshop-step-amd-epyc.json's."
+    doc = json.loads((ROOT / 'bench' / 'results' / 'workshop-step-amd-epyc.json').read_text())
+    v = doc['variants']
+    base, fused = v['Adam (default, foreach)'], v['Adam fused']
+    quoted = (f"{fused['speedup']:.2f}× on a 2-core AVX2-only EPYC, {fused['ms_per_step']:.0f} against "
+              f"{base['ms_per_step']:.0f} ms a step, median of {doc['rounds']} alternated rounds")
+    assert 'AMD EPYC' in doc['machine']['cpu'] and quoted in _text('bench/README.md'), quoted
