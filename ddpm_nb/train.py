@@ -79,7 +79,7 @@ def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
     "Adam with its fused kernel where this torch has one for the device (CUDA; CPU since torch 2.4), else the default."
     params = list(params)
     try: return torch.optim.Adam(params, lr=lr, fused=device.type in ('cuda', 'cpu'))
-    except RuntimeError: return torch.optim.Adam(params, lr=lr)               # no fused kernel here: foreach
+    except RuntimeError: return torch.optim.Adam(params, lr=lr)               # no fused kernel here: torch picks
 
 # %% ../nbs/07_train.ipynb #faa64caf
 class Trainer:

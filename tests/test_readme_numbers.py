@@ -306,7 +306,7 @@ def test_bench_readme_quotes_the_workshop_step_file():
     "bench/README.md's fused-Adam figures are bench/results/workshop-step-amd-epyc.json's."
     doc = json.loads((ROOT / 'bench' / 'results' / 'workshop-step-amd-epyc.json').read_text())
     v = doc['variants']
-    base, fused = v['Adam (default, foreach)'], v['Adam fused']
+    base, fused = v['Adam (CPU default, for-loop)'], v['Adam fused']
     quoted = (f"{fused['speedup']:.2f}× on a 2-core AVX2-only EPYC, {fused['ms_per_step']:.0f} against "
               f"{base['ms_per_step']:.0f} ms a step, median of {doc['rounds']} alternated rounds")
     assert 'AMD EPYC' in doc['machine']['cpu'] and quoted in _text('bench/README.md'), quoted

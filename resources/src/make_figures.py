@@ -258,10 +258,11 @@ def sample_settings(card: dict) -> str:
     if cmd is None: return 'sampler settings not recorded in its card'
     get = lambda flag, default: cmd[cmd.index(flag) + 1] if flag in cmd else default
     sampler = get('--sampler', p.get('sampler') or 'ddim')
-    chosen = tuned_guidance(card)
-    w = float(get('--guidance', p.get('guidance') or 0 if chosen is None else chosen))
-    steps, how = get('--steps', p.get('sample_steps')), " (tune's choice)" if chosen is not None else ''
-    return (f"{'DDIM' if sampler == 'ddim' else sampler} {steps} steps, guidance {w:g}{how if '--guidance' not in cmd else ''}, "
+    chosen = tuned_guidance(card)                      # what load_model puts in the recipe, unless --guidance overrides
+    w = float(get('--guidance', (p.get('guidance') or 0) if chosen is None else chosen))
+    how = " (tune's choice)" if chosen is not None and '--guidance' not in cmd else ''
+    steps = get('--steps', p.get('sample_steps'))
+    return (f"{'DDIM' if sampler == 'ddim' else sampler} {steps} steps, guidance {w:g}{how}, "
             f"{'raw weights' if '--raw-weights' in cmd else 'EMA'}")
 
 def tuned_guidance(card: dict) -> float | None:
