@@ -16,7 +16,8 @@ from .precision import cpu_info
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'preset_from_checkpoint',
-           'finite_weights', 'load_model', 'environment', 'read_card', 'update_card', 'write_card', 'RunLock']
+           'finite_weights', 'chosen_guidance', 'load_model', 'environment', 'read_card', 'update_card', 'write_card',
+           'RunLock']
 
 # %% ../nbs/06d_checkpoint.ipynb #a9f6fcfe
 class CheckpointError(ValueError):
@@ -79,14 +80,21 @@ def finite_weights(weights: dict) -> list[str]:
             if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
 # %% ../nbs/06d_checkpoint.ipynb #c0a69be7
+def chosen_guidance(choice, step) -> float | None:
+    """The guidance weight `choose_guidance` (chapter 8) stored in `choice` if it was chosen at training step `step`,
+    else None: a choice made for other weights (a run resumed and trained further since) no longer counts. Read by
+    `load_model` from a checkpoint, and by whatever reads a run's card (`choice` = its `guidance_choice`)."""
+    if isinstance(choice, dict) and step is not None and choice.get('step') == step and 'guidance' in choice:
+        return float(choice['guidance'])
+    return None
+
 def load_model(path, use_ema: bool = True, device=None) -> tuple[UNet, Diffusion, Preset]:
     """(network in eval mode, its Diffusion, its Preset) from a checkpoint; EMA weights unless `use_ema=False`. A
     guidance weight chosen for these very weights (`choose_guidance`, chapter 8: same training step) replaces the
     preset's in the recipe."""
     state = load_checkpoint(path)
     p = preset_from_checkpoint(state, path)
-    if isinstance(choice := state.get('guidance_choice'), dict) and choice.get('step') == state.get('step'):
-        p = p.replace(guidance=float(choice['guidance']))
+    if (w := chosen_guidance(state.get('guidance_choice'), state.get('step'))) is not None: p = p.replace(guidance=w)
     model, which = UNet.from_preset(p), 'ema' if use_ema else 'model'
     try: model.load_state_dict(state[which])
     except (RuntimeError, KeyError) as e:

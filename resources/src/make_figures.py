@@ -27,7 +27,7 @@ from ddpm_nb.testing import toy_data, ToyNet, Oracle   # the book's fixtures (ch
 from ddpm_nb.diffusion import Diffusion
 from ddpm_nb.data import load_digits
 from ddpm_nb.analytic import GaussianMixture
-from ddpm_nb.checkpoint import load_model
+from ddpm_nb.checkpoint import load_model, chosen_guidance
 from ddpm_nb.viz import image_grid
 from ddpm_nb.metrics import pick_guidance
 
@@ -267,8 +267,7 @@ def sample_settings(card: dict) -> str:
 
 def tuned_guidance(card: dict) -> float | None:
     "The weight `ddpm-nb tune` stored for the card's final step (load_model applies it only then), else None."
-    choice = card.get('guidance_choice')
-    return choice['guidance'] if choice and choice.get('step') == card.get('training', {}).get('step') else None
+    return chosen_guidance(card.get('guidance_choice'), card.get('training', {}).get('step'))
 
 def machine(card: dict) -> str:
     env = card.get('environment', {})
