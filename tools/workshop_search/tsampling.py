@@ -28,6 +28,7 @@ from search import ROOT, evaluate            # noqa: E402  (search.py's evaluati
 
 _draw = D.Diffusion.draw
 KNOB = dict(kind='uniform', a=0.0, b=1.0)
+N = 1000                                     # samples per evaluation, as search.py run
 
 def parse(name: str) -> dict:
     kind, *ab = name.split(':')
@@ -79,9 +80,9 @@ if __name__ == '__main__':
     t0 = time.time()
     if ddpm_main(args) != 0: sys.exit('training failed')
     card = json.loads((out / 'card.json').read_text())
-    row = dict(variant=a.name, **KNOB, seed=a.seed, t_tenths=histogram(), command='ddpm-nb ' + ' '.join(args),
+    row = dict(variant=a.name, **KNOB, seed=a.seed, n=N, t_tenths=histogram(), command='ddpm-nb ' + ' '.join(args),
                training=card['training'], precision=card['precision'], wall_s=round(time.time() - t0, 1))
-    row['evals'] = evaluate(out / 'ckpt.pt', ['20:1.0'], 1000, a.data_root)
+    row['evals'] = evaluate(out / 'ckpt.pt', ['20:1.0'], N, a.data_root)
     doc = json.loads(a.results.read_text()) if a.results.exists() else {}
     doc.setdefault('runs', []).append(dict(machine=cpu_info(), date=time.strftime('%Y-%m-%d %H:%M'), rows=[row]))
     a.results.write_text(json.dumps(doc, indent=1) + '\n')
