@@ -8,15 +8,16 @@ NAME is one of
 - `logitnormal:M:S`: t = floor(T * sigmoid(M + S z)), z standard normal (the logit-normal of Esser et al. 2024,
   arXiv:2403.03206, Sec. 3.1, which puts more steps at middle noise levels);
 - `edm:PM:PS`: the noise level sigma = exp(PM + PS z) of Karras et al. 2022 (arXiv:2206.00364, Table 1, "Training":
-  P_mean = -1.2, P_std = 1.2 for their CIFAR-10 models), mapped to the timestep whose
-  sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) is nearest.
+  P_mean = -1.2, P_std = 1.2 for their CIFAR-10 models), mapped to the first timestep whose
+  sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) reaches it.
 In both the loss is not reweighted by 1/p(t): the point is to change which noise levels the network practises,
 on top of the recipe's own min-SNR-5 weights. This script replaces `Diffusion.draw` in its own process only; it
 is an experiment knob, not a library option. Training is `ddpm-nb train --preset workshop --steps N` in-process
 (a fixed step count, so that the result does not depend on what else the machine runs), then evaluation as
 `search.py run` does it (DDIM 20 at the recipe's guidance 1, class by class, held-out fifth, 10 halvings).
+The `command` a row records ran under this script's replacement of the draw: on its own it trains uniformly.
 """
-import argparse, json, math, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 import torch
 import ddpm_nb.diffusion as D
