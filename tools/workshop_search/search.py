@@ -66,7 +66,10 @@ WORKSHOP = {    # name: overrides of the [workshop] preset, stated in full for t
     'w8-b64-n7000': dict(base_channels=8, batch_size=64),   # ... and --steps 7000: a third model to test a rule on
     'w8-b64-snr0': dict(base_channels=8, batch_size=64, min_snr_gamma=0),    # the recipe with plain v-prediction loss
     'w8-b64-snr20': dict(base_channels=8, batch_size=64, min_snr_gamma=20),  # ... with min-SNR-20 weights
+    'w8-b64-snr20-s1': dict(base_channels=8, batch_size=64, min_snr_gamma=20, seed=1),  # ... another training seed
     'w8-b64-snr20-fp32': dict(base_channels=8, batch_size=64, min_snr_gamma=20, precision='fp32'),  # ... in fp32
+    'w8-b64-snr50-fp32': dict(base_channels=8, batch_size=64, min_snr_gamma=50, precision='fp32'),
+    'w8-b64-snr100-fp32': dict(base_channels=8, batch_size=64, min_snr_gamma=100, precision='fp32'),
     'w8-b64-eps-fp32': dict(base_channels=8, batch_size=64, min_snr_gamma=1e5, precision='fp32'),  # gamma above every
     # SNR_t of the cosine schedule (max 2.4e4): weights SNR/(SNR+1) on the v loss, which is Ho et al.'s eps loss
 }
