@@ -310,3 +310,67 @@ def test_bench_readme_quotes_the_workshop_step_file():
     quoted = (f"{fused['speedup']:.2f}× on a 2-core AVX2-only EPYC, {fused['ms_per_step']:.0f} against "
               f"{base['ms_per_step']:.0f} ms a step, median of {doc['rounds']} alternated rounds")
     assert 'AMD EPYC' in doc['machine']['cpu'] and quoted in _text('bench/README.md'), quoted
+
+
+def test_the_loss_weight_figures_are_quoted_from_their_files():
+    """The loss-weight experiments (chapter 9, README, workshop README) type their figures; each is read back here
+    from weights-epyc-avx2-2026-12-03.json (control: tsampling's uniform row), weights-xeon-2026-12-04.json and
+    classwise-xeon-2026-12-04.json."""
+    load = lambda f: [r for blk in json.loads((SEARCH / f).read_text())['runs'] for r in blk['rows']]
+    gamma = lambda r: r.get('overrides', {}).get('min_snr_gamma', 5.0)     # absent: the preset's when these ran
+    seed = lambda r: r.get('overrides', {}).get('seed', 0)
+    at = lambda r, w, s=0: next(e for e in r['evals'] if (e['guidance'], e['seed']) == (w, s))
+    epyc = {gamma(r): at(r, 1.0) for r in load('weights-epyc-avx2-2026-12-03.json')}
+    epyc[5.0] = at(next(r for r in load('tsampling-epyc-avx2-2026-12-03.json') if r['kind'] == 'uniform'), 1.0)
+    fixed = {gamma(r): r for r in load('weights-xeon-2026-12-04.json')}
+    budget = {(gamma(r), seed(r)): r for r in load('classwise-xeon-2026-12-04.json')}
+    x = lambda e: f"{e['ratio_of_means']:.2f}×"
+    pc = lambda e: f"{e['accuracy']:.1%}"
+    drop = lambda a, b: 1 - a['ratio_of_means'] / b['ratio_of_means']              # gamma 20's gain over the recipe
+    per_cent = lambda v: f"{round(100 * v)}%"
+    span = lambda vs: f"{round(100 * min(vs))}–{round(100 * max(vs))}%"   # a range of gains, one % sign
+    xeon_fixed = [drop(at(fixed[20], w), at(fixed[5.0], w)) for w in (1.0, 1.25, 1.5)]
+    b0 = [drop(e, at(budget[5.0, 0], e['guidance'], e['seed'])) for e in budget[20, 0]['evals']]
+    seed0 = [drop(epyc[20], epyc[5.0])] + xeon_fixed + b0
+    r5, r5s1 = budget[5.0, 0], budget[5.0, 1]
+    accs = [at(fixed[g], 1.0)['accuracy'] for g in (20, 50, 100)]
+    pr = r5['precision']['seconds_per_call']
+    steps = sorted(budget[5.0, s]['training']['step'] for s in (0, 1))
+    ips = sorted(budget[5.0, s]['training']['images_per_s'] for s in (0, 1))
+    card = json.loads((ROOT / 'resources' / 'workshop' / 'card.json').read_text())
+    seed1 = (f"{x(at(budget[20, 1], 0.75))} against {x(at(r5s1, 0.75))} at 0.75, {x(at(budget[20, 1], 1.0))} against "
+             f"{x(at(r5s1, 1.0))} at 1")
+    readme = [f"bought {r5['training']['step']:,} steps ({r5['training']['images_per_s']:,.0f} images/s in "
+              f"{r5['precision']['chosen']}, which `auto` timed {pr['fp32'] / pr['bf16']:.2f}× faster than float32), "
+              f"{x(at(r5, 1.0))} class by class at guidance 1 ({pc(at(r5, 1.0))}) and {x(at(r5, 0.75))} and "
+              f"{x(at(r5, 0.75, 1))} at 0.75 on two draws ({pc(at(r5, 0.75))}, {pc(at(r5, 0.75, 1))}), with 1,000 "
+              f"samples in {at(r5, 1.0)['sampling_s']:.0f} s; a second training seed gave {x(at(r5s1, 0.75))} at 0.75 "
+              f"({pc(at(r5s1, 0.75))})",
+              f"(by {span(seed0)}; in the budget {x(at(budget[20, 0], 0.75))} at 0.75 "
+              f"with {pc(at(budget[20, 0], 0.75))} accuracy",
+              f"seed 1 ({seed1})"]
+    chapter = [f"the distance grows by {per_cent(epyc[0]['ratio_of_means'] / epyc[5.0]['ratio_of_means'] - 1)}",
+               f"γ = 20 lands {per_cent(drop(epyc[20], epyc[5.0]))} below the recipe, inside a draw's noise, and at "
+               f"{pc(epyc[20])} accuracy",
+               f"lands at {x(at(fixed[5.0], 1.0))} here against {x(epyc[5.0])} there",
+               f"here by {span(xeon_fixed)} at each of the three",
+               f"lowest at 20–50 ({x(at(fixed[20], 1.0))} and {x(at(fixed[50], 1.0))}) and rising again at 100 "
+               f"({x(at(fixed[100], 1.0))}) and for the ε loss ({x(at(fixed[1e5], 1.0))})",
+               f"({100 * min(accs):.1f}–{max(accs):.1%} at 20–100, {pc(at(fixed[1e5], 1.0))} for ε)",
+               f"({pc(at(fixed[20], 1.25))} at guidance 1.25 against the recipe's {pc(at(fixed[5.0], 1.0))} at 1) it is "
+               f"{x(at(fixed[20], 1.25))} against {x(at(fixed[5.0], 1.0))}, a gain of "
+               f"{per_cent(drop(at(fixed[20], 1.25), at(fixed[5.0], 1.0)))}",
+               f"took {steps[0]:,}–{steps[1]:,} steps ({ips[0]:,.0f}–{ips[1]:,.0f} images/s in bf16, which `auto` timed "
+               f"{pr['fp32'] / pr['bf16']:.2f}× faster than float32 here), "
+               f"{r5['training']['step'] / card['training']['step']:.1f} times the card's",
+               f"scored {x(at(r5, 0.75))} and {x(at(r5s1, 0.75))} for the two training seeds ({x(at(r5, 0.75, 1))} on a "
+               f"second draw of the first); at guidance 1 the extra steps bought nothing ({x(at(r5, 1.0))} and "
+               f"{x(at(r5s1, 1.0))}, against the card's {card['metrics']['frechet']['ratio_of_means']:.2f}×)",
+               f"by {span(b0)}: {x(at(budget[20, 0], 0.75))} at 0.75 with "
+               f"{pc(at(budget[20, 0], 0.75))} accuracy",
+               f"the difference is gone: {seed1}."]
+    workshop = [f"{r5['training']['step']:,} steps and {x(at(r5, 1.0))} class by class with today's code"]
+    for rel, quoted in (('README.md', readme), ('nbs/09_mnist.ipynb', chapter), ('workshop/README.md', workshop)):
+        text = _text(rel)
+        missing = [q for q in quoted if q not in text]
+        assert not missing, (rel, missing)
